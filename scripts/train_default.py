@@ -1,0 +1,183 @@
+"""Train tinct's bundled default model (effunet_bins313) on a folder of photos, on a CPU.
+
+A short, self-contained script for the default model; the general training system
+(``tinct train`` with recipes) is separate. Reads top to bottom: options, data cache,
+class-rebalancing prior, model, loop, checkpoints.
+
+Usage:
+    python scripts/train_default.py --data ../shared/corpus/train --out runs/default
+    python scripts/train_default.py ... --resume      # continue after an interruption
+
+The data path is the fastest we found on 2 cores: every photo is decoded once, resized so
+its short side is ``--cache-size`` and centre-cropped, and kept as uint8 RGB in one .npy;
+batches are random crops + flips converted to Lab on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from tinct import checkpoint, color
+from tinct.models import create_model
+
+EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _load_square(args) -> np.ndarray:
+    path, size = args
+    with Image.open(path) as im:
+        im.draft("RGB", (size * 2, size * 2))  # fast JPEG downscale-on-decode
+        im = im.convert("RGB")
+        w, h = im.size
+        s = size / min(w, h)
+        im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def build_cache(data: Path, cache: Path, size: int) -> np.ndarray:
+    if cache.exists():
+        return np.load(cache, mmap_mode="r")
+    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTS)
+    print(f"caching {len(files)} photos from {data} at {size}px -> {cache}", flush=True)
+    with Pool(2) as pool:
+        arr = np.stack(pool.map(_load_square, [(f, size) for f in files], chunksize=32))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, arr)
+    return arr
+
+
+def to_lab_batch(rgb_u8: np.ndarray) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` -> Lab ``(B, 3, H, W)``."""
+    rgb = torch.from_numpy(np.ascontiguousarray(rgb_u8)).permute(0, 3, 1, 2).float() / 255
+    return color.rgb_to_lab(rgb)
+
+
+def ab_prior(cache: np.ndarray, centers: torch.Tensor, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """Frequency of each ab bin over (a sample of) the training photos at 1/4 resolution."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(cache), size=min(n, len(cache)), replace=False))
+    counts = torch.zeros(len(centers))
+    for i in range(0, len(idx), 100):
+        lab = to_lab_batch(cache[idx[i:i + 100]])
+        ab = F.avg_pool2d(lab[:, 1:], 4)
+        counts += torch.bincount(color.nearest_bin(ab, centers).flatten(), minlength=len(centers)).float()
+    return counts.numpy()
+
+
+def sample_batch(cache: np.ndarray, rng: np.random.Generator, batch: int, crop: int):
+    idx = np.sort(rng.choice(len(cache), size=batch, replace=False))
+    imgs = cache[idx]
+    S = imgs.shape[1]
+    out = np.empty((batch, crop, crop, 3), np.uint8)
+    for j in range(batch):
+        y, x = rng.integers(0, S - crop + 1, size=2)
+        patch = imgs[j, y:y + crop, x:x + crop]
+        out[j] = patch[:, ::-1] if rng.random() < 0.5 else patch
+    return to_lab_batch(out)
+
+
+def rebalanced_ce(logits, target, weights):
+    """Zhang et al.'s loss: per-pixel CE against soft targets, weighted by the rebalancing
+    weight of the pixel's most likely bin."""
+    logp = F.log_softmax(logits, 1)
+    ce = -(target * logp).sum(1)  # (B, h, w)
+    w = weights[target.argmax(1)]
+    return (w * ce).sum() / w.sum()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("runs/default"))
+    ap.add_argument("--cache", type=Path, default=None, help="default: OUT/cache_<size>.npy")
+    ap.add_argument("--cache-size", type=int, default=144)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=4500)
+    ap.add_argument("--lr", type=float, default=1e-3, help="decoder; the pretrained encoder gets lr/3")
+    ap.add_argument("--rebalance-lambda", type=float, default=0.5)
+    ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    cache = build_cache(args.data, args.cache or out / f"cache_{args.cache_size}.npy", args.cache_size)
+    centers = torch.from_numpy(color.bins_313())
+    prior_file = out / "prior313.npy"
+    if not prior_file.exists():
+        np.save(prior_file, ab_prior(cache, centers))
+    prior = np.load(prior_file)
+    weights = torch.from_numpy(color.rebalance_weights(prior, lam=args.rebalance_lambda, sigma=5.0, centers=centers.numpy()))
+
+    model = create_model("effunet_bins313", pretrained=True).to(memory_format=torch.channels_last)
+    enc = list(model.encoder.parameters())
+    enc_ids = {id(p) for p in enc}
+    dec = [p for p in model.parameters() if id(p) not in enc_ids]
+    opt = torch.optim.AdamW([{"params": enc, "lr": args.lr / 3}, {"params": dec, "lr": args.lr}], weight_decay=1e-4)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    step = 0
+    rng = np.random.default_rng(args.seed)
+    last = out / "last.pt"
+    if args.resume and last.exists():
+        blob = checkpoint.read(last)
+        model.load_state_dict(blob["state_dict"])
+        opt.load_state_dict(blob["optimizer"])
+        step = int(blob["step"])
+        rng.bit_generator.state = json.loads(blob["numpy_rng"])
+        torch.set_rng_state(blob["torch_rng"])
+        print(f"resumed from {last} at step {step}", flush=True)
+
+    meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache)}}
+    log = open(out / "log.csv", "a")
+    model.train()
+    t0, seen, run_loss = time.time(), 0, 0.0
+    while step < args.steps:
+        lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > 100 else (step + 1) / 100
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * lr_scale
+        lab = sample_batch(cache, rng, args.batch, args.crop)
+        L_n = color.normalize_l(lab[:, :1]).contiguous(memory_format=torch.channels_last)
+        target = color.soft_encode(F.avg_pool2d(lab[:, 1:], 4), centers)
+        logits = model(L_n)
+        loss = rebalanced_ce(logits, target, weights)
+        if not torch.isfinite(loss):
+            raise SystemExit(f"loss became {loss.item()} at step {step}; last good checkpoint: {last}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        seen += args.batch
+        run_loss += loss.item()
+        if step % 25 == 0:
+            rate = seen / (time.time() - t0)
+            print(f"step {step}/{args.steps} loss {run_loss / 25:.4f} {rate:.1f} img/s", flush=True)
+            log.write(f"{step},{run_loss / 25:.5f},{rate:.2f},{time.time():.0f}\n")
+            log.flush()
+            run_loss = 0.0
+        if step % args.save_every == 0 or step == args.steps:
+            extra = {"optimizer": opt.state_dict(), "step": step, "numpy_rng": json.dumps(rng.bit_generator.state),
+                     "torch_rng": torch.get_rng_state()}
+            checkpoint.save(last, model, meta | {"step": step}, **extra)
+    checkpoint.save(out / "final.safetensors", model, meta | {"step": step})
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

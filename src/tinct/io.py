@@ -1,0 +1,165 @@
+"""Reading and writing the images people actually have, with clear errors.
+
+Decoding is Pillow's; this module only normalises what comes out of it: EXIF orientation
+applied, any mode (1, L, LA, P, RGB, RGBA, CMYK, I;16, I, F) turned into sRGB floats in
+[0, 1] plus an optional alpha channel, and a pixel-count guard against decompression
+bombs that is checked from the header before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .checkpoint import atomic_write
+
+DEFAULT_MAX_PIXELS = 180_000_000  # 180 MP: above any camera photo, below a bomb
+# tinct checks the pixel count itself (``max_pixels``, from the header, before decoding),
+# so Pillow's own global limit would only get in the way of a user who raises ours.
+Image.MAX_IMAGE_PIXELS = None
+INPUT_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+class ImageError(Exception):
+    """An input or output image problem; the message names the file and the reason."""
+
+
+@dataclass
+class Photo:
+    """A decoded photo.
+
+    Attributes:
+        rgb: float32 ``(H, W, 3)`` sRGB in [0, 1] (grey inputs have three equal channels).
+        alpha: uint8 ``(H, W)`` or None.
+        name: where it came from (for messages).
+        is_gray: the source had no colour channels.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    name: str
+    is_gray: bool
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL reports sizes."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Photo:
+    """Decode a file path, bytes or PIL image into a :class:`Photo`.
+
+    Raises:
+        ImageError: missing, empty, truncated, not an image, or too many pixels.
+    """
+    if isinstance(src, Image.Image):
+        return _from_pil(src, name or "<image>", max_pixels)
+    if isinstance(src, (bytes, bytearray)):
+        name = name or "<bytes>"
+        if not src:
+            raise ImageError(f"{name}: empty data (0 bytes)")
+        return _open_and_convert(_io.BytesIO(src), name, max_pixels)
+    path = Path(src)
+    name = name or str(path)
+    if not path.exists():
+        raise ImageError(f"{name}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{name}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    with open(path, "rb") as f:
+        return _open_and_convert(f, name, max_pixels)
+
+
+def _open_and_convert(fp, name: str, max_pixels: int) -> Photo:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(fp)  # reads the header only
+            _check_pixels(im, name, max_pixels)
+            im.load()
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{name}: {e} (raise the limit with --max-megapixels)") from None
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file Pillow can read (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        msg = str(e).strip() or type(e).__name__
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
+            msg = f"truncated or damaged image data ({msg})"
+        raise ImageError(f"{name}: cannot decode: {msg}") from None
+    return _from_pil(im, name, max_pixels)
+
+
+def _check_pixels(im: Image.Image, name: str, max_pixels: int) -> None:
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ImageError(f"{name}: image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{name}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
+            "(a guard against decompression bombs; raise it with --max-megapixels)"
+        )
+
+
+def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Photo:
+    _check_pixels(im, name, max_pixels)
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # broken EXIF must not lose the photo; keep it as stored
+        pass
+    mode = im.mode
+    alpha = None
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        alpha = np.asarray(im.getchannel("A"), dtype=np.uint8).copy()
+    is_gray = mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
+        if mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        g = np.clip(arr / top, 0, 1).astype(np.float32)
+        rgb = np.repeat(g[..., None], 3, axis=-1)
+    elif is_gray:
+        g = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+        rgb = np.repeat(g[..., None], 3, axis=-1)
+    else:
+        if mode == "CMYK" and im.info.get("icc_profile") is None:
+            pass  # Pillow's naive CMYK->RGB; good enough to take the luminance from
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return Photo(rgb=rgb, alpha=alpha, name=name, is_gray=is_gray)
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """float ``(H, W, 3)`` in [0, 1] (+ alpha) -> 8-bit RGB or RGBA PIL image."""
+    u8 = (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    im = Image.fromarray(u8, "RGB")
+    if alpha is not None:
+        im.putalpha(Image.fromarray(alpha, "L"))
+    return im
+
+
+def save_image(im: Image.Image, path: str | os.PathLike, quality: int = 95) -> None:
+    """Write an 8-bit PNG or JPEG chosen by the extension, atomically.
+
+    JPEG has no alpha channel: a transparent photo saved as JPEG loses its alpha (PNG keeps it).
+    """
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unsupported output extension {path.suffix!r}; use .png, .jpg or .jpeg")
+    if fmt == "JPEG" and im.mode != "RGB":
+        im = im.convert("RGB")
+    kwargs = {"quality": quality} if fmt == "JPEG" else {}
+    atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **kwargs))

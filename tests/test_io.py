@@ -1,0 +1,148 @@
+"""Image input/output: every format and mode people have, and clear errors."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinct.io import ImageError, load_image, save_image, to_pil
+from conftest import make_photo
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "tif", "webp", "bmp"])
+def test_formats(tmp_path, ext):
+    path = tmp_path / f"p.{ext}"
+    make_photo(40, 30).save(path)
+    photo = load_image(path)
+    assert photo.rgb.shape == (30, 40, 3) and photo.rgb.dtype == np.float32
+    assert 0 <= photo.rgb.min() and photo.rgb.max() <= 1
+
+
+@pytest.mark.parametrize("mode,gray,has_alpha", [
+    ("L", True, False), ("LA", True, True), ("P", False, False), ("RGB", False, False),
+    ("RGBA", False, True), ("CMYK", False, False), ("1", True, False),
+])
+def test_modes(tmp_path, mode, gray, has_alpha):
+    im = make_photo(32, 24).convert(mode)
+    ext = "tif" if mode == "CMYK" else "png"
+    path = tmp_path / f"m.{ext}"
+    im.save(path)
+    photo = load_image(path)
+    assert photo.rgb.shape == (24, 32, 3)
+    assert photo.is_gray == gray
+    assert (photo.alpha is not None) == has_alpha
+    if gray:
+        assert np.array_equal(photo.rgb[..., 0], photo.rgb[..., 1])
+
+
+def test_palette_with_transparency_keeps_alpha(tmp_path):
+    im = make_photo(16, 16).convert("P")
+    im.info["transparency"] = 0
+    path = tmp_path / "t.png"
+    im.save(path, transparency=0)
+    assert load_image(path).alpha is not None
+
+
+def test_16bit_grayscale_keeps_precision(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (8, 1))
+    path = tmp_path / "g16.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")
+    photo = load_image(path)
+    assert photo.is_gray
+    np.testing.assert_allclose(photo.rgb[0, :, 0], ramp[0] / 65535.0, atol=1e-6)
+
+
+def test_exif_orientation_applied(tmp_path):
+    im = make_photo(40, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rot.jpg"
+    im.save(path, exif=exif)
+    assert load_image(path).size == (20, 40)
+
+
+def test_one_pixel(tmp_path):
+    path = tmp_path / "one.png"
+    Image.new("L", (1, 1), 128).save(path)
+    assert load_image(path).rgb.shape == (1, 1, 3)
+
+
+def _png_header_only(path, w, h):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    _png_header_only(path, 100_000, 100_000)  # 10 gigapixels claimed in 45 bytes
+    with pytest.raises(ImageError, match=r"bomb\.png.*10000 MP exceeds the limit"):
+        load_image(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    path = tmp_path / "p.png"
+    make_photo(20, 20).save(path)
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        load_image(path, max_pixels=100)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty file"),
+    (b"hello, I am text", "not an image"),
+])
+def test_broken_files(tmp_path, content, reason):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=rf"bad\.png: .*{reason}"):
+        load_image(path)
+
+
+def test_truncated_jpeg(tmp_path):
+    good = tmp_path / "good.jpg"
+    make_photo(64, 64).save(good, quality=90)
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(good.read_bytes()[:400])
+    with pytest.raises(ImageError, match=r"cut\.jpg: cannot decode: truncated"):
+        load_image(bad)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_bytes_and_pil_inputs():
+    im = make_photo(10, 8)
+    assert load_image(im).size == (10, 8)
+    import io
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    assert load_image(buf.getvalue()).size == (10, 8)
+    with pytest.raises(ImageError, match="empty"):
+        load_image(b"")
+
+
+@pytest.mark.parametrize("ext,fmt", [("png", "PNG"), ("jpg", "JPEG"), ("jpeg", "JPEG")])
+def test_save_by_extension(tmp_path, ext, fmt):
+    rgb = np.random.default_rng(0).random((12, 10, 3)).astype(np.float32)
+    alpha = np.full((12, 10), 200, np.uint8)
+    path = tmp_path / f"o.{ext}"
+    save_image(to_pil(rgb, alpha), path)
+    with Image.open(path) as im:
+        assert im.format == fmt and im.size == (10, 12)
+        assert im.mode == ("RGBA" if fmt == "PNG" else "RGB")
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_save_unsupported_extension(tmp_path):
+    with pytest.raises(ImageError, match="unsupported output extension"):
+        save_image(make_photo(4, 4), tmp_path / "o.gif")
