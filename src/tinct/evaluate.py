@@ -1,0 +1,280 @@
+"""``tinct evaluate``: compare colorizers on the same photos, honestly.
+
+    photo -> (optional resize + centre crop) -> ground truth RGB
+          -> L only (a neutral grey image of the same L) -> each model -> RGB
+          -> metrics against the ground truth -> REPORT_DIR
+
+Every model sees only the grey image and its output is quantised to 8 bits, as a saved
+photo would be. Two baselines need no weights: ``gray`` (ab = 0) and ``mean-ab`` (a
+constant chroma, :data:`MEAN_AB`, measured on the training corpus rather than on the
+photos being evaluated). The report writers live in :mod:`tinct.report`; the metric
+definitions in :mod:`tinct.metrics` and ``docs/EVALUATION.md``.
+
+Determinism: photos are processed in sorted path order, the bootstrap has a fixed seed,
+and ``metrics.csv`` holds no timings, so the same inputs give a byte-identical
+``metrics.csv``. Runtimes (the one number that cannot repeat) go to ``timing.csv``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from . import color, metrics
+from .io import INPUT_EXTS, ImageError, Photo, load_image, to_pil
+
+# Pixel-weighted mean (a, b) of the tinct training corpus (5834 photos, 671 M pixels,
+# D65 CIELAB at the stored resolution), computed with:
+#     python scripts/mean_ab.py ../shared/corpus/train
+MEAN_AB = (2.7765, 8.6170)
+BASELINES = ("gray", "mean-ab")
+THUMB_SIDE = 256  # gallery thumbnails: longest side in pixels
+MIN_SIDE = 11  # SSIM's Gaussian window needs 11x11 pixels
+
+# Per-image metric columns of metrics.csv, in order (see docs/EVALUATION.md).
+METRIC_COLUMNS = ("psnr", "ssim", "auc_ab", "cf", "cf_gt", "dcf", "ciede2000", "hist_intersection",
+                  "top1", "top1_gt", "top1_agree")
+
+
+
+class UsageError(Exception):
+    """The evaluation cannot start: no photos, a missing folder, a model given twice."""
+
+
+ModelFn = Callable[[Photo], np.ndarray]  # grey Photo -> float RGB (H, W, 3) in [0, 1], 8-bit steps
+
+
+@dataclass
+class Results:
+    """Everything one evaluation measured; the report writers read only this.
+
+    Attributes:
+        models: model names in the order given (the ``--model`` strings).
+        photos: ids (paths relative to the data folder) of the photos evaluated.
+        pids: gallery file prefix of each evaluated photo (``p0000``, ...).
+        rows: one dict per (photo, model), photo-major: ``photo``, ``model`` and
+            :data:`METRIC_COLUMNS`.
+        seconds: model -> runtime per photo in seconds, in photo order.
+        frechet: model -> Frechet distance between EfficientNet-Lite0 features of its
+            outputs and of the originals (NaN with fewer than two photos).
+        failures: one message per photo that could not be evaluated.
+        config: how the run was made (data, crop, size, limit, models, mean ab).
+    """
+
+    models: list[str]
+    photos: list[str] = field(default_factory=list)
+    pids: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    frechet: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def column(self, model: str, name: str) -> np.ndarray:
+        """One metric over the photos for one model, float ``(N,)``."""
+        return np.array([r[name] for r in self.rows if r["model"] == model], dtype=np.float64)
+
+
+# ----------------------------------------------------------------- inputs
+def find_photos(data: str | Path, limit: int | None = None) -> list[Path]:
+    """Image files found recursively under ``data``, sorted by relative path, first ``limit``."""
+    data = Path(data)
+    files = sorted((f for f in data.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_EXTS),
+                   key=lambda f: f.relative_to(data).as_posix())
+    return files[:limit] if limit else files
+
+
+def load_truth(path: Path, crop: int | None = None) -> np.ndarray:
+    """The ground truth: the photo's RGB, optionally resized and centre-cropped to crop x crop.
+
+    The crop scales the short side to ``crop`` (Pillow bicubic, antialiased) and keeps the
+    centre square. Alpha is ignored.
+
+    Returns:
+        float32 ``(H, W, 3)`` in [0, 1].
+
+    Raises:
+        ImageError: unreadable, or smaller than :data:`MIN_SIDE` pixels.
+    """
+    photo = load_image(path)
+    rgb = photo.rgb
+    if crop:
+        im = ImageOps.fit(to_pil(rgb), (crop, crop), method=Image.Resampling.BICUBIC)
+        rgb = np.asarray(im, dtype=np.float32) / 255.0
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small to evaluate (need {MIN_SIDE}x{MIN_SIDE})")
+    return rgb
+
+
+def neutral_from_l(L: np.ndarray) -> np.ndarray:
+    """The neutral grey (R = G = B) of lightness L ``(H, W)`` in [0, 100] -> ``(H, W, 3)``.
+
+    Lab(L, 0, 0) -> sRGB leaves ~1e-5 differences between channels from the D65 white
+    point's rounding; averaging them makes the grey exact, so its colourfulness is 0.
+    """
+    lab = np.stack([L, np.zeros_like(L), np.zeros_like(L)], -1)
+    g = color.lab_to_rgb(lab).mean(-1, keepdims=True)
+    return np.repeat(g, 3, axis=-1).astype(np.float32)
+
+
+def quantize(rgb: np.ndarray) -> np.ndarray:
+    """Round to 8-bit steps, as a saved photo (and the colorizer's PIL output) is."""
+    return np.asarray(to_pil(rgb), dtype=np.float32) / 255.0
+
+
+def _lightness(rgb: np.ndarray) -> np.ndarray:
+    return color.rgb_to_lab(rgb)[..., 0]
+
+
+# ----------------------------------------------------------------- models
+def _gray_baseline(photo: Photo) -> np.ndarray:
+    return quantize(neutral_from_l(_lightness(photo.rgb)))
+
+
+def _mean_ab_baseline(photo: Photo) -> np.ndarray:
+    L = _lightness(photo.rgb)
+    lab = np.stack([L, np.full_like(L, MEAN_AB[0]), np.full_like(L, MEAN_AB[1])], -1)
+    return quantize(color.lab_to_rgb(lab))
+
+
+def load_models(specs: list[str], size: int | None = None) -> dict[str, ModelFn]:
+    """Name -> function for each ``--model``: a baseline, a bundled name, a checkpoint or run folder.
+
+    Args:
+        specs: model strings; their text is also the name in the reports.
+        size: working size passed to checkpoint models (baselines have none).
+
+    Raises:
+        UsageError: a model is given twice.
+        tinct.checkpoint.CheckpointError: a model cannot be loaded.
+    """
+    from .colorizer import Colorizer
+
+    models: dict[str, ModelFn] = {}
+    for spec in specs:
+        if spec in models:
+            raise UsageError(f"model {spec!r} is given twice")
+        if spec == "gray":
+            models[spec] = _gray_baseline
+        elif spec == "mean-ab":
+            models[spec] = _mean_ab_baseline
+        else:
+            colorizer = Colorizer.load(spec)
+            models[spec] = lambda photo, c=colorizer: np.asarray(c.colorize(photo, size=size), dtype=np.float32) / 255.0
+    return models
+
+
+# ----------------------------------------------------------------- the run
+def image_metrics(pred: np.ndarray, truth: np.ndarray, cf_truth: float) -> dict[str, float]:
+    """The per-image metrics of one prediction (everything but the semantic ones)."""
+    cf = metrics.colourfulness(pred)
+    return {
+        "psnr": metrics.psnr(pred, truth),
+        "ssim": metrics.ssim(pred, truth),
+        "auc_ab": metrics.auc_ab(pred, truth),
+        "cf": cf,
+        "cf_gt": cf_truth,
+        "dcf": abs(cf - cf_truth),
+        "ciede2000": metrics.ciede2000(pred, truth),
+        "hist_intersection": metrics.histogram_intersection(pred, truth),
+    }
+
+
+def _save_thumb(rgb: np.ndarray, path: Path) -> None:
+    im = to_pil(rgb)
+    im.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BICUBIC)
+    im.save(path, format="JPEG", quality=90)
+
+
+def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: int | None = None,
+             gallery: Path | None = None, quiet: bool = False, probe: metrics.EfficientNetProbe | None = None) -> Results:
+    """Grey each photo, colorize it with every model and measure against the original.
+
+    Args:
+        photos: image files, in the order to report them.
+        data: the folder they were found in (photo ids are relative to it).
+        models: from :func:`load_models`.
+        crop: resize + centre-crop side (see :func:`load_truth`), or None for full size.
+        gallery: folder for JPEG thumbnails (grey input, each output, original), or None.
+        quiet: no progress bar.
+        probe: the EfficientNet-Lite0 judge (loaded here when not given).
+
+    Returns:
+        the :class:`Results`; photos that cannot be read are listed in ``failures``.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    probe = probe or metrics.EfficientNetProbe()
+    names = list(models)
+    res = Results(models=names, seconds={n: [] for n in names})
+    feats: dict[str, list[np.ndarray]] = {n: [] for n in ["<truth>", *names]}
+    warmed: set[str] = set()
+    if gallery is not None:
+        gallery.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(tqdm(photos, unit="photo", disable=quiet, file=sys.stderr, dynamic_ncols=True)):
+        photo_id = path.relative_to(data).as_posix()
+        try:
+            truth = load_truth(path, crop)
+        except ImageError as e:
+            res.failures.append(str(e))
+            continue
+        gray = Photo(rgb=neutral_from_l(_lightness(truth)), alpha=None, name=photo_id, is_gray=True)
+        outputs = {}
+        for name, fn in models.items():
+            if name not in warmed:  # first call pays one-off set-up costs; keep them out of the timing
+                fn(gray)
+                warmed.add(name)
+            t0 = time.perf_counter()
+            outputs[name] = fn(gray)
+            res.seconds[name].append(time.perf_counter() - t0)
+        labels, f = probe([truth, *outputs.values()])  # (1 + M,), (1 + M, 1280)
+        for k, name in enumerate(["<truth>", *names]):
+            feats[name].append(f[k])
+        cf_truth = metrics.colourfulness(truth)
+        for k, name in enumerate(names, start=1):
+            row = {"photo": photo_id, "model": name, **image_metrics(outputs[name], truth, cf_truth)}
+            row.update(top1=int(labels[k]), top1_gt=int(labels[0]), top1_agree=int(labels[k] == labels[0]))
+            res.rows.append(row)
+        pid = f"p{i:04d}"
+        res.photos.append(photo_id)
+        res.pids.append(pid)
+        if gallery is not None:
+            _save_thumb(gray.rgb, gallery / f"{pid}_input.jpg")
+            _save_thumb(truth, gallery / f"{pid}_truth.jpg")
+            for j, name in enumerate(names):
+                _save_thumb(outputs[name], gallery / f"{pid}_m{j}.jpg")
+    for name in names:
+        ok = len(feats[name]) >= 2
+        res.frechet[name] = metrics.frechet_distance(np.stack(feats[name]), np.stack(feats["<truth>"])) if ok else float("nan")
+    return res
+
+
+def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | None = None, crop: int | None = None,
+        limit: int | None = None, quiet: bool = False) -> Results:
+    """Find the photos, load the models, evaluate, write every report into ``out``.
+
+    Raises:
+        UsageError: ``data`` is not a folder or holds no photos; a model is given twice.
+        tinct.checkpoint.CheckpointError: a model cannot be loaded.
+    """
+    from . import report
+
+    data, out = Path(data), Path(out)
+    if not data.is_dir():
+        raise UsageError(f"--data {data}: no such folder")
+    photos = find_photos(data, limit)
+    if not photos:
+        raise UsageError(f"--data {data}: no photos found (looked for {', '.join(sorted(INPUT_EXTS))})")
+    models = load_models(model_specs, size)
+    results = evaluate(photos, data, models, crop=crop, gallery=out / "gallery", quiet=quiet)
+    results.config = {"data": str(data), "models": list(model_specs), "size": size, "crop": crop, "limit": limit,
+                      "photos_found": len(photos), "mean_ab": list(MEAN_AB)}
+    report.write_all(results, out)
+    return results

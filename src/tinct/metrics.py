@@ -1,0 +1,256 @@
+"""Image-quality metrics for colorization: pure functions on sRGB images.
+
+Every per-image metric takes a prediction and a ground truth as numpy float arrays
+``(H, W, 3)`` in [0, 1] (sRGB, channels last, the layout of :class:`tinct.io.Photo`) and
+returns a float. Colour conversions come from :mod:`tinct.color`; PSNR, SSIM and CIEDE2000
+are scikit-image's. The exact definitions and conventions are in ``docs/EVALUATION.md``.
+
+Set-level metrics (the Frechet distance between EfficientNet-Lite0 features) take
+feature matrices; :class:`EfficientNetProbe` computes those features and the top-1
+ImageNet labels used for semantic interpretability.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import color
+
+AUC_MAX_THRESHOLD = 150  # Zhang et al. 2016: ab error thresholds 0..150
+HIST_BIN = color.GRID_313  # ab histogram bins: 10 x 10 Lab units ...
+HIST_RANGE = color.AB_RANGE  # ... over [-110, 110]^2 (values outside fall in the edge bins)
+PROBE_SIZE = 224  # EfficientNet-Lite0's ImageNet input side
+
+
+def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred), np.asarray(target)
+    for name, a in (("pred", pred), ("target", target)):
+        if a.ndim != 3 or a.shape[-1] != 3:
+            raise ValueError(f"expected {name} as an RGB image of shape (H, W, 3), got {a.shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"expected {name} as float RGB in [0, 1], got dtype {a.dtype}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target differ in shape: {pred.shape} vs {target.shape}")
+    return pred.astype(np.float64), target.astype(np.float64)
+
+
+# ----------------------------------------------------------------- fidelity
+def psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    """Peak signal-to-noise ratio on RGB, peak 1.0 (skimage).
+
+    Args:
+        pred, target: float ``(H, W, 3)`` in [0, 1].
+
+    Returns:
+        PSNR in dB; ``inf`` when the images are identical (MSE 0). Summaries cap it (see
+        :data:`tinct.evaluate.PSNR_CAP`); this function never does.
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    pred, target = _check_pair(pred, target)
+    with np.errstate(divide="ignore"):  # MSE 0 -> inf, by definition
+        return float(peak_signal_noise_ratio(target, pred, data_range=1.0))
+
+
+def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    """Structural similarity on RGB, the mean over the three channels (skimage).
+
+    Uses Wang et al.'s settings (Gaussian window sigma 1.5, population covariance,
+    data range 1), as scikit-image documents for matching the original implementation.
+
+    Args:
+        pred, target: float ``(H, W, 3)`` in [0, 1], both sides at least 11 pixels.
+
+    Returns:
+        SSIM in [-1, 1]; 1 for identical images.
+    """
+    from skimage.metrics import structural_similarity
+
+    pred, target = _check_pair(pred, target)
+    if min(pred.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got {pred.shape[1]}x{pred.shape[0]}")
+    return float(structural_similarity(target, pred, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+
+
+def ab_errors(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-pixel Euclidean distance between the ab channels, ``(H, W)`` in Lab units."""
+    pred, target = _check_pair(pred, target)
+    d = color.rgb_to_lab(pred)[..., 1:].astype(np.float64) - color.rgb_to_lab(target)[..., 1:]
+    return np.sqrt((d**2).sum(-1))
+
+
+def auc_from_errors(errors: np.ndarray, max_threshold: int = AUC_MAX_THRESHOLD) -> float:
+    """Area under the cumulative error curve (Zhang et al. 2016), normalised to [0, 1].
+
+    For each integer threshold t = 0, 1, ..., ``max_threshold`` the curve holds the
+    fraction of pixels with error <= t; the area is the trapezoidal rule over those points
+    divided by ``max_threshold``, so a perfect prediction (all errors 0) scores 1.
+
+    Args:
+        errors: per-pixel errors, any shape, >= 0.
+        max_threshold: the last threshold (150 in Zhang et al.).
+
+    Returns:
+        AUC in [0, 1].
+    """
+    e = np.sort(np.asarray(errors, dtype=np.float64).ravel())
+    if e.size == 0:
+        raise ValueError("auc_from_errors needs at least one error value")
+    t = np.arange(max_threshold + 1, dtype=np.float64)
+    frac = np.searchsorted(e, t, side="right") / e.size  # fraction of errors <= t
+    return float(np.trapezoid(frac, t) / max_threshold)
+
+
+def auc_ab(pred: np.ndarray, target: np.ndarray) -> float:
+    """AUC of the per-pixel ab error curve over thresholds 0..150 (see :func:`auc_from_errors`)."""
+    return auc_from_errors(ab_errors(pred, target))
+
+
+def ciede2000(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference over pixels (skimage ``deltaE_ciede2000``), >= 0."""
+    pred, target = _check_pair(pred, target)
+    from skimage.color import deltaE_ciede2000
+
+    return float(deltaE_ciede2000(color.rgb_to_lab(target), color.rgb_to_lab(pred)).mean())
+
+
+# ----------------------------------------------------------------- colour statistics
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler & Susstrunk (2003) colourfulness on 0..255 RGB.
+
+    rg = R - G, yb = (R + G) / 2 - B; CF = sqrt(sd_rg^2 + sd_yb^2) + 0.3 sqrt(mean_rg^2 +
+    mean_yb^2), with population standard deviations over all pixels.
+
+    Args:
+        rgb: float ``(H, W, 3)`` in [0, 1].
+
+    Returns:
+        CF >= 0; exactly 0 for a grey image (R = G = B).
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or not np.issubdtype(rgb.dtype, np.floating):
+        raise ValueError(f"expected a float RGB image of shape (H, W, 3), got {rgb.shape} {rgb.dtype}")
+    r, g, b = np.moveaxis(rgb.astype(np.float64) * 255.0, -1, 0)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def ab_histogram(rgb: np.ndarray) -> np.ndarray:
+    """Normalised 2-D histogram of ab: 22 x 22 bins of 10 Lab units over [-110, 110]^2.
+
+    Values beyond the range are counted in the edge bins.
+
+    Returns:
+        float64 ``(22, 22)`` summing to 1 (rows: a, columns: b).
+    """
+    ab = color.rgb_to_lab(np.asarray(rgb))[..., 1:].reshape(-1, 2).astype(np.float64)
+    ab = np.clip(ab, -HIST_RANGE, HIST_RANGE)
+    edges = np.arange(-HIST_RANGE, HIST_RANGE + HIST_BIN / 2, HIST_BIN)
+    h, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=[edges, edges])
+    return h / h.sum()
+
+
+def histogram_intersection(pred: np.ndarray, target: np.ndarray) -> float:
+    """Intersection sum(min(h_pred, h_target)) of the two ab histograms, in [0, 1]; 1 = same."""
+    pred, target = _check_pair(pred, target)
+    return float(np.minimum(ab_histogram(pred), ab_histogram(target)).sum())
+
+
+# ----------------------------------------------------------------- semantics
+class EfficientNetProbe:
+    """The offline ImageNet EfficientNet-Lite0, loaded once, as a frozen judge.
+
+    Each image is resized (short side to 224, antialiased bilinear), centre-cropped to
+    224x224 and normalised to (rgb - 0.5) / 0.5, as the Lite models were trained.
+
+    Example:
+        >>> probe = EfficientNetProbe()  # doctest: +SKIP
+        >>> labels, feats = probe([rgb_a, rgb_b])  # (2,), (2, 1280)  # doctest: +SKIP
+    """
+
+    feature_dim = 1280
+
+    def __init__(self, device: str = "cpu"):
+        from .models.effunet import load_efficientnet_lite0
+
+        self.device = torch.device(device)
+        self.net = load_efficientnet_lite0(pretrained=True).eval().to(self.device)
+
+    @staticmethod
+    def preprocess(rgb: np.ndarray) -> torch.Tensor:
+        """float ``(H, W, 3)`` in [0, 1] -> ``(3, 224, 224)`` in [-1, 1]."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+        h, w = x.shape[-2:]
+        s = PROBE_SIZE / min(h, w)
+        hh, ww = max(PROBE_SIZE, round(h * s)), max(PROBE_SIZE, round(w * s))
+        x = F.interpolate(x, size=(hh, ww), mode="bilinear", align_corners=False, antialias=s < 1)
+        top, left = (hh - PROBE_SIZE) // 2, (ww - PROBE_SIZE) // 2
+        x = x[..., top:top + PROBE_SIZE, left:left + PROBE_SIZE]
+        return (x[0].clamp(0, 1) - 0.5) / 0.5
+
+    @torch.no_grad()
+    def __call__(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 ImageNet class and pooled features of a batch.
+
+        Args:
+            images: float RGB ``(H, W, 3)`` in [0, 1], any sizes.
+
+        Returns:
+            labels: int64 ``(B,)`` ImageNet class indices in [0, 1000).
+            features: float64 ``(B, 1280)``, the global average of the last conv layer
+                (the classifier's input).
+        """
+        if not images:
+            raise ValueError("EfficientNetProbe needs at least one image")
+        x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        net = self.net
+        feats = net.extract_features(x).mean((2, 3))  # (B, 1280)
+        logits = net._fc(feats)  # (B, 1000); dropout is inactive in eval mode
+        return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
+
+
+def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (as in FID).
+
+    d = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with the matrix square root
+    from ``scipy.linalg.sqrtm``. When there are fewer samples than dimensions (N + M <= D)
+    both covariances live in the span of the centred features, so the traces are computed
+    there, in an orthonormal basis of that span (exact, and k x k instead of D x D). If
+    the square root is not finite, eps * I is added to both covariances (pytorch-fid's
+    fallback). Tiny negative results from rounding are clipped to 0.
+
+    Args:
+        feats_a, feats_b: ``(N, D)`` and ``(M, D)`` features, N, M >= 2.
+
+    Returns:
+        the distance, >= 0.
+    """
+    from scipy import linalg
+
+    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected feature matrices (N, D) and (M, D), got {a.shape} and {b.shape}")
+    if min(len(a), len(b)) < 2:
+        raise ValueError("the Frechet distance needs at least two samples per set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    a_c, b_c = a - mu_a, b - mu_b  # (N, D), (M, D)
+    if len(a) + len(b) <= a.shape[1]:
+        basis = linalg.orth(np.concatenate([a_c, b_c]).T)  # (D, k), k <= N + M
+        if basis.shape[1] == 0:  # both sets are constant
+            return float(((mu_a - mu_b) ** 2).sum())
+        a_c, b_c = a_c @ basis, b_c @ basis  # (N, k), (M, k)
+    s_a, s_b = a_c.T @ a_c / (len(a) - 1), b_c.T @ b_c / (len(b) - 1)
+    with warnings.catch_warnings():  # singular products are expected with few samples
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(s_a @ s_b)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(s_a)) * eps
+            covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
+    covmean = np.real(covmean)
+    d = float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
+    return max(d, 0.0)
