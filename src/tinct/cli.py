@@ -77,7 +77,40 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_positive_int, default=None, metavar="K", help="only the first K photos, sorted by path")
     e.add_argument("--out", default="eval_report", metavar="REPORT_DIR", help="report folder (default: eval_report/)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("serve", help="web page, REST API and the 'which one is real?' study",
+                       description="Serve the colorize page (/), the REST API (/api, docs at /docs) and the study "
+                                   "(/study, /study/results). Details: docs/SERVE.md.")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--model", dest="models", action="append", metavar="[NAME=]MODEL",
+                   help="bundled model name, checkpoint file or run folder, optionally named; repeat for several, "
+                        "the first is the default (default: default)")
+    s.add_argument("--db", default="tinct-serve/study.sqlite", help="study votes, SQLite; image cache beside it "
+                                                                   "(default: tinct-serve/study.sqlite)")
+    s.add_argument("--study-data", metavar="DIR", default=None, help="folder of colour photos for the study")
+    s.add_argument("--max-upload-mb", type=_positive_float, default=25, help="largest upload, 413 above (default 25)")
+    s.add_argument("--max-megapixels", type=_positive_float, default=40, help="largest image, 413 above (default 40)")
+    s.add_argument("--workers", type=_positive_int, default=1, help="colorizations run at once (default 1)")
+    s.add_argument("--queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
+
+    t = sub.add_parser("train", help="train a network from a YAML recipe (recipes/*.yaml)",
+                       description="Train from a recipe; key.sub=value overrides apply on top and the resolved "
+                                   "configuration is saved in the run folder. Under `torchrun --nproc_per_node=N -m tinct "
+                                   "train ...` it trains with DistributedDataParallel. Recipes: docs/RECIPES.md.")
+    t.add_argument("recipe", metavar="RECIPE.yaml", help="training recipe")
+    _train_options(t)
+    # Everything after the recipe, options included, lands here; cmd_train sorts it out.
+    t.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value",
+                   help="recipe overrides, e.g. train.steps=30 optim.lr=3e-4")
     return p
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="training photos (any folder tree); sets data.train")
+    p.add_argument("--val-data", metavar="DIR", help="validation photos; sets data.val (default: hold out data.val_split)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder for checkpoints and logs (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_models()
     if args.command == "evaluate":
         return cmd_evaluate(args)
+    if args.command == "serve":
+        return cmd_serve(args)
+    if args.command == "train":
+        return cmd_train(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return EXIT_USAGE
 
@@ -231,6 +268,61 @@ def cmd_evaluate(args) -> int:
     print(f"{len(results.photos)} photos evaluated, {len(results.failures)} failed; report in {args.out}/summary.md, "
           f"gallery in {args.out}/gallery.html", file=sys.stderr)
     return EXIT_FAILED if results.failures else EXIT_OK
+
+
+# --------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .train import TrainingError, run_recipe
+
+    # Options given after the recipe arrive inside args.overrides; parse them out.
+    rest = argparse.ArgumentParser(prog="tinct train", add_help=False)
+    _train_options(rest)
+    rest.add_argument("overrides", nargs="*")
+    more = rest.parse_intermixed_args(args.overrides)
+    for key in ("data", "val_data", "out"):
+        setattr(args, key, getattr(more, key) or getattr(args, key))
+    args.resume, args.overrides = args.resume or more.resume, more.overrides
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        print(f"tinct: error: expected key=value overrides after the recipe, got {' '.join(bad)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        summary = run_recipe(args.recipe, args.overrides, args.data, args.val_data, args.out, args.resume)
+    except ConfigError as e:
+        print(f"tinct: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TrainingError, CheckpointError) as e:
+        print(f"tinct: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    if summary.get("val_loss_last") is not None:
+        print(f"val loss {summary['val_loss_first']:.4g} -> {summary['val_loss_last']:.4g}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- serve
+def cmd_serve(args) -> int:
+    from .checkpoint import CheckpointError
+
+    try:
+        from . import serve
+    except ImportError as e:
+        print(f"tinct: error: the server needs its dependencies ({e.name}); pip install -e .", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = serve.ServeSettings(models=args.models or ["default"], host=args.host, port=args.port, db=Path(args.db),
+                                       study_data=args.study_data, max_upload_mb=args.max_upload_mb,
+                                       max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue)
+        models = serve.load_models(settings.models)
+    except ValueError as e:
+        print(f"tinct: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except CheckpointError as e:
+        print(f"tinct: error: cannot load model: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    serve.run(settings, models)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

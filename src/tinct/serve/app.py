@@ -1,0 +1,130 @@
+"""The FastAPI application: pages, API, study, limits.
+
+    create_app(settings)  -> app          (tests pass a tiny checkpoint in settings.models)
+    run(settings)                          (``tinct serve``: load models, then uvicorn)
+
+Models are loaded once, before the first request, and shared by every request. CPU work
+(decode, colorize, encode) runs on a small bounded worker pool (:mod:`.jobs`), never on
+the event loop, so pages, health checks and study votes stay responsive under load.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from . import api, study_web
+from .jobs import Busy, JobPool
+from .settings import ModelEntry, ServeSettings, load_models
+from .study import StudySet, VoteStore
+
+log = logging.getLogger("tinct.serve")
+STATIC = Path(str(resources.files("tinct.serve") / "static"))
+
+
+@dataclass
+class ServerState:
+    """What every request shares; lives in ``app.state.tinct``."""
+
+    settings: ServeSettings
+    models: dict[str, ModelEntry]
+    jobs: JobPool
+    store: VoteStore
+    study: StudySet
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+
+def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = None) -> FastAPI:
+    """Build the app; loads ``settings.models`` unless already-loaded ``models`` are given.
+
+    Raises:
+        tinct.checkpoint.CheckpointError: a model cannot be loaded.
+        ValueError: two models share a name.
+    """
+    models = models if models is not None else load_models(settings.models)
+    state = ServerState(settings=settings, models=models,
+                        jobs=JobPool(settings.workers, settings.queue),
+                        store=VoteStore(settings.db),
+                        study=StudySet(settings.study_data, settings.cache_dir, settings.study_size))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.jobs.shutdown()
+        state.store.close()
+
+    app = FastAPI(title="tinct", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Automatic image colorization: grey photo in, colour PNG out. "
+                              "Also the 'which one is real?' study.")
+    app.state.tinct = state
+    app.add_middleware(api.BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_exception_handler(Busy, _busy)
+    app.include_router(api.router)
+    app.include_router(study_web.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_pages(app)
+    return app
+
+
+async def _busy(request: Request, exc: Busy) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+
+def _add_pages(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/study", include_in_schema=False)
+    def study_page() -> FileResponse:
+        return FileResponse(STATIC / "study.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI served from the installed package: no CDN."""
+        if _swagger_dir() is None:
+            return HTMLResponse('<!doctype html><meta charset="utf-8"><title>tinct API</title>'
+                                '<p>Swagger UI is not installed (pip install swagger-ui-bundle-v2). '
+                                'The OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</p>')
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="tinct API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/static/favicon.svg")
+
+    swagger = _swagger_dir()
+    if swagger is not None:
+        app.mount("/docs-assets", StaticFiles(directory=swagger), name="docs-assets")
+
+
+def _swagger_dir() -> Path | None:
+    """Swagger UI 5 (OpenAPI 3.1, as FastAPI writes) from ``swagger-ui-bundle-v2``, if installed."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    path = Path(swagger_ui_path)
+    return path if (path / "swagger-ui-bundle.js").is_file() and "swagger-ui-5" in path.name else None
+
+
+def run(settings: ServeSettings, models: dict[str, ModelEntry] | None = None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    app = create_app(settings, models)
+    names = ", ".join(app.state.tinct.models)
+    study = len(app.state.tinct.study.photos)
+    print(f"tinct serve: models {names}; study photos: {study}; votes in {settings.db}\n"
+          f"tinct serve: open http://{settings.host}:{settings.port}/  (API docs at /docs)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)

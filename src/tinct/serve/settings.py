@@ -1,0 +1,137 @@
+"""What ``tinct serve`` runs with: its settings and the models it loads once at startup."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..colorizer import BUNDLED, Colorizer, resolve_model_path
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class ServeSettings:
+    """Everything the server needs; validated here, at the boundary.
+
+    Attributes:
+        models: model specs, each ``[NAME=]MODEL`` where MODEL is a bundled name, a
+            checkpoint file or a run folder; the first one is the default.
+        db: SQLite file of the study's votes; the study's image cache sits beside it.
+        study_data: folder of colour photos for the study (None: no study photos).
+        max_upload_mb: largest accepted request body (413 above it).
+        max_megapixels: largest accepted image, checked from the header (decompression bombs).
+        workers: threads that run colorizations (each uses torch's own thread pool).
+        queue: requests allowed to wait for a worker; beyond ``workers + queue``, 503.
+        study_size: long side, in pixels, of the images the study shows.
+    """
+
+    models: list[str] = field(default_factory=lambda: ["default"])
+    host: str = "127.0.0.1"
+    port: int = 8000
+    db: Path = Path("tinct-serve/study.sqlite")
+    study_data: Path | None = None
+    max_upload_mb: float = 25.0
+    max_megapixels: float = 40.0
+    workers: int = 1
+    queue: int = 4
+    study_size: int = 512
+
+    def __post_init__(self):
+        self.db = Path(self.db)
+        self.study_data = Path(self.study_data) if self.study_data is not None else None
+        if not self.models:
+            raise ValueError("at least one --model is needed")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port must be between 0 and 65535, got {self.port}")
+        if self.max_upload_mb <= 0 or self.max_megapixels <= 0:
+            raise ValueError("--max-upload-mb and --max-megapixels must be > 0")
+        if self.workers < 1 or self.queue < 0:
+            raise ValueError(f"--workers must be >= 1 and --queue >= 0, got {self.workers} and {self.queue}")
+        if not 64 <= self.study_size <= 4096:
+            raise ValueError(f"study image size must be between 64 and 4096, got {self.study_size}")
+        if self.study_data is not None and not self.study_data.is_dir():
+            raise ValueError(f"--study-data {self.study_data}: no such folder")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1e6)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Study images (originals resized, colorizations) are cached here, beside the db."""
+        return self.db.parent / f"{self.db.stem}-cache"
+
+
+@dataclass
+class ModelEntry:
+    """A loaded model as the server offers it.
+
+    Attributes:
+        name: what clients pick it by (``model`` form field, ``/api/models``).
+        fingerprint: short hash of the checkpoint file; cache keys include it, so new
+            weights under an old name never reuse old colorizations.
+    """
+
+    name: str
+    spec: str
+    colorizer: Colorizer
+    fingerprint: str
+    description: str
+
+    def info(self) -> dict:
+        return {"name": self.name, "description": self.description, "size": self.colorizer.size,
+                "output": self.colorizer.output}
+
+
+def split_spec(text: str) -> tuple[str, str]:
+    """``"NAME=MODEL"`` or ``"MODEL"`` -> (name, model spec); the name defaults from the spec.
+
+    A bundled model keeps its name; a run folder gives its folder name; a checkpoint gives
+    its stem, or its folder's name for ``best.pt``/``last.pt``/``final.safetensors``.
+    """
+    name, sep, spec = text.partition("=")
+    if sep and _NAME.match(name) and not Path(text).exists():
+        return name, spec
+    spec = text
+    if spec in BUNDLED:
+        return spec, spec
+    path = Path(spec)
+    stem = path.name if path.is_dir() else path.stem
+    if not path.is_dir() and stem in ("best", "last", "final") and path.parent.name:
+        stem = path.parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).strip("-.") or "model"
+    return name[:64], spec
+
+
+def load_models(specs: list[str]) -> dict[str, ModelEntry]:
+    """Load every model once; the first is the default (dicts keep insertion order).
+
+    Raises:
+        tinct.checkpoint.CheckpointError: a model that cannot be loaded.
+        ValueError: two models under the same name.
+    """
+    entries: dict[str, ModelEntry] = {}
+    for text in specs:
+        name, spec = split_spec(text)
+        if name in entries:
+            raise ValueError(f"two models are named {name!r}; name them with NAME=MODEL")
+        path = resolve_model_path(spec)
+        colorizer = Colorizer.load(path)
+        description = BUNDLED[spec][1] if spec in BUNDLED else f"checkpoint {path.name} ({colorizer.output})"
+        entries[name] = ModelEntry(name, spec, colorizer, _file_digest(path), description)
+    return entries
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
