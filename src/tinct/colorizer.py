@@ -155,6 +155,8 @@ class Colorizer:
             return color.annealed_mean(y, self.centers, temperature or self.temperature).cpu()
         if self.output == "ab":
             return color.denormalize_ab(y).cpu()
+        if self.output == "rgb":  # RGB models (seed 000): keep the chroma of their RGB
+            return color.rgb_to_lab(y.clamp(0, 1))[:, 1:].cpu()
         raise ValueError(f"model output kind {self.output!r} is not supported by the colorizer")
 
     @staticmethod

@@ -4,12 +4,14 @@ Every network is a plain ``nn.Module`` built by a small factory function registe
 ``@register_model``. Families live one per file and are imported explicitly below, so a
 name is found by reading this file, not by scanning folders.
 
-How to add a model:
+How to add a model (the full walk-through is docs/ADDING_A_MODEL.md):
     1. Write the ``nn.Module`` in a file of its family (or a new file), taking L_n
        ``(B, 1, H, W)`` in [-1, 1] and returning what its ``output`` kind promises.
     2. Add a factory decorated with ``@register_model`` that sets ``model.output`` to
-       ``"ab"`` (regression, ab_n in [-1, 1]) or ``"bins313"`` / ``"bins16x16"``
-       (logits over ab bins), and ``model.native_size`` (working side length).
+       ``"ab"`` (regression, ab_n), ``"rgb"`` (sRGB in [0, 1]), ``"bins313"`` /
+       ``"bins16x16"`` (logits over ab bins) or ``"critic"`` (a GAN discriminator), plus
+       ``model.native_size`` (working side length) and ``model.stride`` (input sides must
+       be multiples of it).
     3. Import the module below.
 """
 
@@ -60,3 +62,4 @@ def describe(name: str) -> str:
 
 
 from . import effunet  # noqa: E402,F401  (registers its models)
+from . import pix2pix, resnet, simple, unet, zhang  # noqa: E402,F401

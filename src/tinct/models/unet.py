@@ -1,0 +1,76 @@
+"""The classic U-Net (Ronneberger et al. 2015) of seed 000, for RGB or ab output.
+
+Four 2x poolings between five double-conv levels of widths ``base * (1, 2, 4, 8, 16)``;
+transposed-conv upsampling with skip concatenation. The two seed variants differ only in
+width and output:
+
+- ``unet_rgb``: grey -> RGB (sigmoid), base 24, ~4.4M parameters (the seed's ~4.5M).
+- ``unet_lab``: L -> ab_n (tanh), base 52, ~20.5M parameters (as in the seed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from . import register_model
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """``(B, 1, H, W)`` -> ``(B, out_channels, H, W)``; H and W multiples of ``2**depth``.
+
+    Args:
+        out_channels: 3 for RGB, 2 for ab.
+        base: width of the first level; level k has ``base * 2**k`` channels.
+        depth: number of 2x downsamplings.
+        activation: ``"sigmoid"`` (RGB in [0, 1]) or ``"tanh"`` (ab_n in [-1, 1]).
+    """
+
+    def __init__(self, out_channels: int, base: int = 32, depth: int = 4, activation: str = "tanh"):
+        super().__init__()
+        acts = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}
+        if activation not in acts:
+            raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
+        self.activation = acts[activation]
+        widths = [base * 2**k for k in range(depth + 1)]
+        self.down = nn.ModuleList([DoubleConv(1, widths[0])])
+        self.down.extend(DoubleConv(widths[k - 1], widths[k]) for k in range(1, depth + 1))
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth)))
+        self.merge = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, L_n: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = L_n
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else self.pool(x))
+            skips.append(x)
+        skips.pop()  # the bottleneck is not a skip
+        for up, merge in zip(self.up, self.merge):
+            x = merge(torch.cat([up(x), skips.pop()], 1))
+        return self.activation(self.head(x))
+
+
+@register_model
+def unet_rgb(pretrained: bool = False, base: int = 24, depth: int = 4) -> nn.Module:
+    """Seed 000: 4-level U-Net, grey -> RGB (sigmoid), ~4.4M params at base 24."""
+    model = UNet(3, base, depth, "sigmoid")
+    model.output, model.native_size, model.stride = "rgb", 96, 2**depth
+    return model
+
+
+@register_model
+def unet_lab(pretrained: bool = False, base: int = 52, depth: int = 4) -> nn.Module:
+    """Seed 000: 4-level U-Net, L -> ab (tanh), ~20.5M params at base 52."""
+    model = UNet(2, base, depth, "tanh")
+    model.output, model.native_size, model.stride = "ab", 256, 2**depth
+    return model
