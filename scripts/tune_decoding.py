@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.38])
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--limit", type=int, default=None, help="every k-th photo so that about this many are used")
+    ap.add_argument("--flip", type=int, nargs="+", default=[0], help="test-time flip averaging off (0) / on (1)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -45,12 +46,13 @@ def main() -> None:
         greys.append((L, Photo(rgb=neutral_from_l(L.numpy()), alpha=None, name="", is_gray=True)))
     cf_truth = np.mean([metrics.colourfulness(t) for t in truths])
     print(f"{len(photos)} photos, CF(originals) = {cf_truth:.2f}")
-    print("size  T     PSNR    SSIM    AUC     CF     |dCF|  dE00")
+    print("size  T     flip PSNR    SSIM    AUC     CF     |dCF|  dE00")
     g = np.array([(metrics.psnr(grey.rgb, t), metrics.ssim(grey.rgb, t), metrics.auc_ab(grey.rgb, t), 0.0,
                    metrics.ciede2000(grey.rgb, t)) for (_, grey), t in zip(greys, truths)])
-    print(f"grey        {g[:, 0].mean():.3f}  {g[:, 1].mean():.4f}  {g[:, 2].mean():.4f}  0.00  {cf_truth:.2f}  "
+    print(f"grey             {g[:, 0].mean():.3f}  {g[:, 1].mean():.4f}  {g[:, 2].mean():.4f}  0.00  {cf_truth:.2f}  "
           f"{g[:, 4].mean():.2f}", flush=True)
-    for size, temp in itertools.product(args.sizes, args.temperatures):
+    for size, temp, flip in itertools.product(args.sizes, args.temperatures, args.flip):
+        col.flip = bool(flip)
         rows = []
         for (L, grey), truth in zip(greys, truths):
             ab = col.predict_ab_batched([L], size, temp, 1)[0]
@@ -59,7 +61,7 @@ def main() -> None:
                          metrics.colourfulness(out), metrics.ciede2000(out, truth)))
         r = np.array(rows)
         cf = r[:, 3].mean()
-        print(f"{size:<5} {temp:<5.2f} {r[:, 0].mean():.3f}  {r[:, 1].mean():.4f}  {r[:, 2].mean():.4f}  "
+        print(f"{size:<5} {temp:<5.2f} {flip:<4} {r[:, 0].mean():.3f}  {r[:, 1].mean():.4f}  {r[:, 2].mean():.4f}  "
               f"{cf:.2f}  {abs(cf - cf_truth):.2f}  {r[:, 4].mean():.2f}", flush=True)
 
 

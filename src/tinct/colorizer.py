@@ -66,6 +66,9 @@ class Colorizer:
         self.stride = int(getattr(model, "stride", 32))
         self.size = int(self.meta.get("size", getattr(model, "native_size", 256)))
         self.temperature = float(self.meta.get("temperature", 0.38))
+        # Test-time flip averaging: the network also sees the mirrored photo and the two
+        # raw outputs are averaged (twice the network time; set in the checkpoint's meta).
+        self.flip = bool(self.meta.get("flip", False))
         if self.output.startswith("bins"):
             self.centers = torch.from_numpy(color.bin_centers(self.output[4:])).to(self.device)
 
@@ -150,7 +153,12 @@ class Colorizer:
     @torch.no_grad()
     def predict_ab(self, L: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Network step: L ``(B, 1, h, w)`` in [0, 100] -> ab ``(B, 2, h', w')`` in Lab units."""
-        y = self.model(color.normalize_l(L).to(self.device))
+        x = color.normalize_l(L).to(self.device)
+        if self.flip:
+            y = self.model(torch.cat([x, x.flip(-1)]))
+            y = 0.5 * (y[: len(x)] + y[len(x):].flip(-1))
+        else:
+            y = self.model(x)
         if self.output.startswith("bins"):
             return color.annealed_mean(y, self.centers, temperature or self.temperature).cpu()
         if self.output == "ab":
