@@ -135,8 +135,7 @@ def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Photo:
         g = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
         rgb = np.repeat(g[..., None], 3, axis=-1)
     else:
-        if mode == "CMYK" and im.info.get("icc_profile") is None:
-            pass  # Pillow's naive CMYK->RGB; good enough to take the luminance from
+        # CMYK goes through Pillow's plain conversion (no ICC): enough to take the luminance from.
         rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return Photo(rgb=rgb, alpha=alpha, name=name, is_gray=is_gray)
 
