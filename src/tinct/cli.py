@@ -14,6 +14,12 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _error(message: str, code: int = EXIT_USAGE) -> int:
+    """Print one ``tinct: error:`` line (no traceback) and return the exit code."""
+    print(f"tinct: error: {message}", file=sys.stderr)
+    return code
+
+
 def _positive_float(text: str) -> float:
     v = float(text)
     if v <= 0:
@@ -177,18 +183,15 @@ def cmd_colorize(args) -> int:
     inputs, problems = expand_inputs(args.inputs, args.recursive)
     out = Path(args.output)
     if out.suffix.lower() in (".png", ".jpg", ".jpeg") and len(inputs) > 1:
-        print(f"tinct: error: -o {args.output} names a file, but there are {len(inputs)} inputs; give a folder", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"-o {args.output} names a file, but there are {len(inputs)} inputs; give a folder")
     if not inputs:
         for line in problems:
             print(f"tinct: error: {line}", file=sys.stderr)
-        print("tinct: error: nothing to colorize", file=sys.stderr)
-        return EXIT_USAGE
+        return _error("nothing to colorize")
     try:
         colorizer = Colorizer.load(args.model)
     except CheckpointError as e:
-        print(f"tinct: error: cannot load model: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"cannot load model: {e}")
 
     jobs = plan_outputs(inputs, args.output, args.format)
     input_paths = {src.resolve() for src, _ in jobs}
@@ -258,11 +261,9 @@ def cmd_evaluate(args) -> int:
     try:
         results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet)
     except UsageError as e:
-        print(f"tinct: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(e))
     except CheckpointError as e:
-        print(f"tinct: error: cannot load model: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"cannot load model: {e}")
     for line in results.failures:
         print(f"failed {line}", file=sys.stderr)
     print(f"{len(results.photos)} photos evaluated, {len(results.failures)} failed; report in {args.out}/summary.md, "
@@ -286,16 +287,13 @@ def cmd_train(args) -> int:
     args.resume, args.overrides = args.resume or more.resume, more.overrides
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
-        print(f"tinct: error: expected key=value overrides after the recipe, got {' '.join(bad)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"expected key=value overrides after the recipe, got {' '.join(bad)}")
     try:
         summary = run_recipe(args.recipe, args.overrides, args.data, args.val_data, args.out, args.resume)
     except ConfigError as e:
-        print(f"tinct: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(e))
     except (TrainingError, CheckpointError) as e:
-        print(f"tinct: error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return _error(str(e), EXIT_FAILED)
     if summary.get("val_loss_last") is not None:
         print(f"val loss {summary['val_loss_first']:.4g} -> {summary['val_loss_last']:.4g}", file=sys.stderr)
     return EXIT_OK
@@ -308,19 +306,16 @@ def cmd_serve(args) -> int:
     try:
         from . import serve
     except ImportError as e:
-        print(f"tinct: error: the server needs its dependencies ({e.name}); pip install -e .", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"the server needs its dependencies ({e.name}); pip install -e .")
     try:
         settings = serve.ServeSettings(models=args.models or ["default"], host=args.host, port=args.port, db=Path(args.db),
                                        study_data=args.study_data, max_upload_mb=args.max_upload_mb,
                                        max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue)
         models = serve.load_models(settings.models)
     except ValueError as e:
-        print(f"tinct: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(str(e))
     except CheckpointError as e:
-        print(f"tinct: error: cannot load model: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _error(f"cannot load model: {e}")
     serve.run(settings, models)
     return EXIT_OK
 
