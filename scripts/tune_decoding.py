@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tinct import Colorizer, metrics
-from tinct.evaluate import find_photos, load_truth, neutral_from_l, quantize
+from tinct.evaluate import find_photos, load_truth, neutral_from_l
 from tinct.io import Photo
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     greys = []
     for t in truths:
         L = col.luminance(t)
-        greys.append((L, Photo(rgb=neutral_from_l(L.numpy()), alpha=None, name="", is_gray=True)))
+        greys.append((L, Photo(pixels=neutral_from_l(L.numpy()), alpha=None, name="", is_gray=True)))
     cf_truth = np.mean([metrics.colourfulness(t) for t in truths])
     print(f"{len(photos)} photos, CF(originals) = {cf_truth:.2f}")
     print("size  T     flip PSNR    SSIM    AUC     CF     |dCF|  dE00")
@@ -56,7 +56,7 @@ def main() -> None:
         rows = []
         for (L, grey), truth in zip(greys, truths):
             ab = col.predict_ab_batched([L], size, temp, 1)[0]
-            out = quantize(col.compose(L, ab))
+            out = np.asarray(col.render(L, ab), dtype=np.float32) / 255.0
             rows.append((metrics.psnr(out, truth), metrics.ssim(out, truth), metrics.auc_ab(out, truth),
                          metrics.colourfulness(out), metrics.ciede2000(out, truth)))
         r = np.array(rows)

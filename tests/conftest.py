@@ -19,6 +19,15 @@ def make_photo(w: int = 96, h: int = 64, seed: int = 0) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """ONNX exports and photo caches go to a folder of this test session, not ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TINCT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tinct checkpoint of the default architecture with random weights, working size 64."""

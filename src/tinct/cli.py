@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
     c.add_argument("--max-megapixels", type=_positive_float, default=180, help="refuse larger images (default 180)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _backend_option(c)
+    c.add_argument("--workers", type=_positive_int, default=2, help="threads decoding and encoding beside the network (default 2)")
+    c.add_argument("--batch-size", type=_positive_int, default=4, help="photos of the same working shape per forward pass (default 4)")
+    c.add_argument("--shard", metavar="i/n", default=None,
+                   help="only the i-th of n equal shares of the inputs (sorted by path), for splitting a folder "
+                        "across processes or machines, e.g. --shard 2/4")
+
+    x = sub.add_parser("export", help="export a model to ONNX (for the onnx backend or other runtimes)",
+                       description="Write the network as ONNX (opset %d, dynamic batch, height and width) with tinct's "
+                                   "decoding settings in its metadata; tinct colorize --model FILE.onnx runs it. "
+                                   "Details: docs/PERFORMANCE.md." % 18)
+    x.add_argument("--model", default="default", help="bundled model name, checkpoint file or run folder (default: default)")
+    x.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
+    x.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
 
     sub.add_parser("models", help="list bundled models and trainable architectures")
 
@@ -112,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                   help="where the network runs: onnx (ONNX Runtime), torch, or auto: onnx when installed (default)")
+
+
 def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="training photos (any folder tree); sets data.train")
     p.add_argument("--val-data", metavar="DIR", help="validation photos; sets data.val (default: hold out data.val_split)")
@@ -126,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_colorize(args)
     if args.command == "models":
         return cmd_models()
+    if args.command == "export":
+        return cmd_export(args)
     if args.command == "evaluate":
         return cmd_evaluate(args)
     if args.command == "serve":
@@ -176,57 +197,62 @@ def plan_outputs(inputs: list[tuple[Path, Path]], output: str, fmt: str) -> list
 
 
 def cmd_colorize(args) -> int:
+    from .backends import BackendError
+    from .batch import colorize_files, shard
     from .checkpoint import CheckpointError
     from .colorizer import Colorizer
-    from .io import ImageError, load_image, save_image
 
     inputs, problems = expand_inputs(args.inputs, args.recursive)
     out = Path(args.output)
     if out.suffix.lower() in (".png", ".jpg", ".jpeg") and len(inputs) > 1:
         return _error(f"-o {args.output} names a file, but there are {len(inputs)} inputs; give a folder")
+    try:
+        inputs = shard(sorted(inputs, key=lambda job: str(job[1])), args.shard)
+    except ValueError as e:
+        return _error(str(e))
     if not inputs:
         for line in problems:
             print(f"tinct: error: {line}", file=sys.stderr)
-        return _error("nothing to colorize")
+        return _error("nothing to colorize" + (f" in shard {args.shard}" if args.shard and not problems else ""))
     try:
-        colorizer = Colorizer.load(args.model)
-    except CheckpointError as e:
+        colorizer = Colorizer.load(args.model, backend=args.backend)
+    except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
 
-    jobs = plan_outputs(inputs, args.output, args.format)
-    input_paths = {src.resolve() for src, _ in jobs}
-    failures = [*problems]
-    skipped, done, seen_outputs = 0, 0, set()
-    bar = _progress(len(jobs), args.quiet)
-    for src, dst in jobs:
-        bar.set_postfix_str(src.name[-30:], refresh=False)
-        try:
-            target = dst.resolve()
-            if target in input_paths:
-                raise ImageError(f"{src}: output {dst} would replace an input; choose another -o")
-            if target in seen_outputs:
-                raise ImageError(f"{src}: output {dst} is already written by another input with the same name")
+    failures, todo, skipped = [*problems], [], 0
+    bar = _progress(len(inputs), args.quiet)
+    input_paths, seen_outputs = {src.resolve() for src, _ in inputs}, set()
+    for src, dst in plan_outputs(inputs, args.output, args.format):
+        target = dst.resolve()
+        if target in input_paths:
+            failures.append(f"{src}: output {dst} would replace an input; choose another -o")
+        elif target in seen_outputs:
+            failures.append(f"{src}: output {dst} is already written by another input with the same name")
+        elif dst.exists() and not args.overwrite:
+            skipped += 1
+            bar.write(f"skipped {src}: {dst} exists (use --overwrite to replace it)", file=sys.stderr)
+        else:
             seen_outputs.add(target)
-            if dst.exists() and not args.overwrite:
-                skipped += 1
-                bar.write(f"skipped {src}: {dst} exists (use --overwrite to replace it)", file=sys.stderr)
-                continue
-            photo = load_image(src, max_pixels=int(args.max_megapixels * 1e6))
-            result = colorizer.colorize(photo, size=args.size, saturation=args.saturation, temperature=args.temperature)
-            save_image(result, dst)
-            done += 1
-        except ImageError as e:
-            failures.append(str(e))
-            bar.write(f"failed {e}", file=sys.stderr)
-        except MemoryError:
-            failures.append(f"{src}: out of memory (try a smaller --size or --max-megapixels)")
-            bar.write(f"failed {failures[-1]}", file=sys.stderr)
-        finally:
-            bar.update(1)
+            todo.append((src, dst))
+            continue
+        bar.update(1)
+    for line in failures[len(problems):]:
+        bar.write(f"failed {line}", file=sys.stderr)
+
+    def progress(src: Path, error: str | None) -> None:
+        bar.set_postfix_str(src.name[-30:], refresh=False)
+        if error:
+            bar.write(f"failed {error}", file=sys.stderr)
+        bar.update(1)
+
+    result = colorize_files(colorizer, todo, size=args.size, saturation=args.saturation, temperature=args.temperature,
+                            max_pixels=int(args.max_megapixels * 1e6), workers=args.workers,
+                            batch_size=args.batch_size, on_progress=progress)
     bar.close()
+    failures += result.failures
     for line in problems:
         print(f"failed {line}", file=sys.stderr)
-    summary = f"{done} colorized, {len(failures)} failed" + (f", {skipped} skipped" if skipped else "")
+    summary = f"{result.done} colorized, {len(failures)} failed" + (f", {skipped} skipped" if skipped else "")
     summary += f"; outputs in {out if out.suffix.lower() not in ('.png', '.jpg', '.jpeg') else out.parent}"
     print(summary, file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
@@ -250,6 +276,28 @@ def cmd_models() -> int:
     print("\nArchitectures (trainable; a checkpoint of any works with --model PATH):")
     for name in list_models():
         print(f"  {name:<22} {describe(name)}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- export
+def cmd_export(args) -> int:
+    from .backends import BackendError, export_onnx
+    from .checkpoint import CheckpointError, load_model
+    from .colorizer import resolve_model_path
+
+    if Path(args.output).suffix.lower() != ".onnx":
+        return _error(f"-o {args.output}: the output of tinct export is an .onnx file")
+    try:
+        model, meta = load_model(resolve_model_path(args.model))
+        export_onnx(model, meta, args.output, opset=args.opset)
+    except CheckpointError as e:
+        return _error(f"cannot load model: {e}")
+    except BackendError as e:
+        return _error(str(e), EXIT_FAILED)
+    except ImportError as e:
+        return _error(f"exporting needs the onnx package ({e.name}): pip install onnx onnxscript")
+    print(f"wrote {args.output} (opset {args.opset}; input L_n: batch x 1 x H x W, H and W multiples of "
+          f"{getattr(model, 'stride', 32)})", file=sys.stderr)
     return EXIT_OK
 
 

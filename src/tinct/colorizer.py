@@ -1,11 +1,17 @@
 """The inference path every photo takes.
 
-    photo -> L (full resolution) -> resize to working size -> model -> ab (low res)
+    photo -> L (full resolution) -> resize to working size -> network -> ab (low res)
           -> upsample ab to full resolution, scale by saturation
           -> Lab(L full resolution, ab) -> sRGB
 
 The output's L is the input's own full-resolution L, so detail and tone are never touched:
 the network only decides the colours.
+
+Memory stays bounded for huge photos: the photo is kept as decoded (uint8), L is computed
+and the output composed in strips of rows (about a megapixel each), and ab is upsampled
+strip by strip (bilinear is separable: widen the low-res ab once, then interpolate the
+rows each strip needs). A 24 MP photo therefore never has a full-size float RGB or Lab
+image in memory; only L (4 bytes a pixel) and the 8-bit output.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import checkpoint, color
-from .io import DEFAULT_MAX_PIXELS, Photo, load_image, to_pil
+from .backends import BACKENDS, BackendError, OnnxBackend, TorchBackend, cached_onnx, onnx_available
+from .io import DEFAULT_MAX_PIXELS, Photo, load_image, rgb_float
+
+STRIP_PIXELS = 1 << 20  # pixels per strip when computing L and composing the output
 
 # Named models shipped inside the package: name -> (file in tinct/weights, description).
 BUNDLED = {
@@ -35,7 +44,7 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_model_path(spec: str | os.PathLike) -> Path:
-    """A bundled model name, a checkpoint file, or a run folder (its best.pt, else last.pt)."""
+    """A bundled model name, a checkpoint or ONNX file, or a run folder (its best.pt, else last.pt)."""
     if isinstance(spec, str) and spec in BUNDLED:
         return bundled_path(spec)
     path = Path(spec)
@@ -58,29 +67,53 @@ class Colorizer:
         >>> out = Colorizer.load("default").colorize(Image.open("old.jpg"))  # doctest: +SKIP
     """
 
-    def __init__(self, model: torch.nn.Module, meta: dict | None = None, device: str | torch.device = "cpu"):
-        self.model = model.eval().to(device)
+    def __init__(self, model: torch.nn.Module | None, meta: dict | None = None, device: str | torch.device = "cpu",
+                 net=None):
+        """``net``: a backend (see :mod:`tinct.backends`); default: PyTorch running ``model``."""
+        self.model = model
+        self.net = net or TorchBackend(model, device)
+        self.backend = self.net.name
         self.meta = dict(meta or {})
-        self.device = torch.device(device)
-        self.output = getattr(model, "output", "ab")
-        self.stride = int(getattr(model, "stride", 32))
+        self.output = self.meta.get("output") or getattr(model, "output", "ab")
+        self.stride = int(getattr(model, "stride", self.meta.get("stride", 32)))
         self.size = int(self.meta.get("size", getattr(model, "native_size", 256)))
         self.temperature = float(self.meta.get("temperature", 0.38))
         # Test-time flip averaging: the network also sees the mirrored photo and the two
         # raw outputs are averaged (twice the network time; set in the checkpoint's meta).
         self.flip = bool(self.meta.get("flip", False))
         if self.output.startswith("bins"):
-            self.centers = torch.from_numpy(color.bin_centers(self.output[4:])).to(self.device)
+            self.centers = torch.from_numpy(color.bin_centers(self.output[4:]))
 
     @classmethod
-    def load(cls, spec: str | os.PathLike = "default", device: str = "cpu") -> "Colorizer":
-        """Load a bundled model by name (``"default"``), a checkpoint file or a run folder.
+    def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto") -> "Colorizer":
+        """Load a bundled model by name (``"default"``), a checkpoint, an exported ONNX file or a run folder.
+
+        Args:
+            backend: ``"auto"`` (ONNX Runtime when installed and on CPU, else PyTorch),
+                ``"onnx"`` or ``"torch"``.
 
         Raises:
             tinct.checkpoint.CheckpointError: the file is missing, truncated or not tinct's.
+            tinct.backends.BackendError: the backend asked for cannot run this model here.
         """
-        model, meta = checkpoint.load_model(resolve_model_path(spec))
-        return cls(model, meta, device)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        path = resolve_model_path(spec)
+        if path.suffix.lower() == ".onnx":
+            if backend == "torch":
+                raise BackendError(f"{path}: an ONNX file runs on the onnx backend; give a checkpoint for torch")
+            net = OnnxBackend(path)
+            return cls(None, net.meta, net=net)
+        model, meta = checkpoint.load_model(path)
+        if backend == "torch" or (backend == "auto" and (str(device) != "cpu" or not onnx_available())):
+            return cls(model, meta, device)
+        try:
+            net = OnnxBackend(cached_onnx(path, model, meta))
+        except BackendError:
+            if backend == "onnx":
+                raise
+            return cls(model, meta, device)  # auto: a model the exporter cannot convert runs on PyTorch
+        return cls(model, meta, net=net)
 
     # ------------------------------------------------------------ public API
     def colorize(self, image, size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
@@ -104,16 +137,20 @@ class Colorizer:
                       temperature: float | None = None, batch_size: int = 8) -> list[Image.Image]:
         """Colorize several images; photos with the same working shape share a forward pass."""
         photos = [im if isinstance(im, Photo) else load_image(im) for im in images]
-        L_full = [self.luminance(p.rgb) for p in photos]
-        ab_full = self.predict_ab_batched(L_full, size, temperature, batch_size)
-        return [to_pil(self.compose(L, ab * saturation), p.alpha) for p, L, ab in zip(photos, L_full, ab_full)]
+        L_full = [self.luminance(p.pixels) for p in photos]
+        ab_small = self.predict_ab_batched(L_full, size, temperature, batch_size)
+        return [self.render(L, ab, saturation, p.alpha) for p, L, ab in zip(photos, L_full, ab_small)]
 
     # ------------------------------------------------------------ the steps
     @staticmethod
-    def luminance(rgb: np.ndarray) -> torch.Tensor:
-        """Full-resolution L ``(H, W)`` of an sRGB float image."""
-        lab = color.rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None])
-        return lab[0, 0]
+    def luminance(pixels: np.ndarray) -> torch.Tensor:
+        """Full-resolution L ``(H, W)`` in [0, 100] of sRGB pixels (uint8 or float, grey or RGB), in strips."""
+        H, W = pixels.shape[:2]
+        L = torch.empty(H, W)
+        for y0, y1 in _strips(H, W):
+            rgb = torch.from_numpy(rgb_float(pixels[y0:y1])).permute(2, 0, 1)[None]
+            L[y0:y1] = color.rgb_to_lab(rgb)[0, 0]
+        return L
 
     def working_shape(self, h: int, w: int, size: int | None) -> tuple[int, int]:
         """Short side scaled to ``size``, aspect kept, both sides multiples of the stride."""
@@ -129,8 +166,8 @@ class Colorizer:
             hh, ww = max(self.stride, int(hh * t) // self.stride * self.stride), max(self.stride, int(ww * t) // self.stride * self.stride)
         return hh, ww
 
-    @torch.no_grad()
     def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int) -> list[torch.Tensor]:
+        """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes."""
         shapes = [self.working_shape(*L.shape, size) for L in L_full]
         out: list[torch.Tensor | None] = [None] * len(L_full)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -142,7 +179,7 @@ class Colorizer:
                 L_small = torch.stack([self._resize(L_full[i][None, None], shape)[0] for i in chunk])
                 ab_small = self.predict_ab(L_small, temperature)
                 for j, i in enumerate(chunk):
-                    out[i] = F.interpolate(ab_small[j:j + 1], size=L_full[i].shape, mode="bilinear", align_corners=False)[0]
+                    out[i] = ab_small[j]
         return out
 
     @staticmethod
@@ -153,22 +190,53 @@ class Colorizer:
     @torch.no_grad()
     def predict_ab(self, L: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Network step: L ``(B, 1, h, w)`` in [0, 100] -> ab ``(B, 2, h', w')`` in Lab units."""
-        x = color.normalize_l(L).to(self.device)
+        x = color.normalize_l(L).float()
         if self.flip:
-            y = self.model(torch.cat([x, x.flip(-1)]))
+            y = self.net(torch.cat([x, x.flip(-1)]))
             y = 0.5 * (y[: len(x)] + y[len(x):].flip(-1))
         else:
-            y = self.model(x)
+            y = self.net(x)
         if self.output.startswith("bins"):
-            return color.annealed_mean(y, self.centers, temperature or self.temperature).cpu()
+            return color.annealed_mean(y, self.centers, temperature or self.temperature)
         if self.output == "ab":
-            return color.denormalize_ab(y).cpu()
+            return color.denormalize_ab(y)
         if self.output == "rgb":  # RGB models (seed 000): keep the chroma of their RGB
-            return color.rgb_to_lab(y.clamp(0, 1))[:, 1:].cpu()
+            return color.rgb_to_lab(y.clamp(0, 1))[:, 1:]
         raise ValueError(f"model output kind {self.output!r} is not supported by the colorizer")
+
+    @torch.no_grad()
+    def render(self, L: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0,
+               alpha: np.ndarray | None = None) -> Image.Image:
+        """Full-resolution L ``(H, W)`` + low-res ab ``(2, h, w)`` -> 8-bit PIL image, strip by strip.
+
+        Equal to composing with ``F.interpolate(ab_small, (H, W), mode="bilinear")`` at once,
+        without ever holding full-resolution ab or float RGB.
+        """
+        H, W = L.shape
+        h = ab_small.shape[-2]
+        wide = F.interpolate(ab_small[None].float(), size=(h, W), mode="bilinear", align_corners=False)[0] * saturation
+        out = np.empty((H, W, 3), np.uint8)
+        for y0, y1 in _strips(H, W):
+            # Rows of bilinear interpolation with align_corners=False, as F.interpolate does them.
+            src = ((torch.arange(y0, y1, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp(min=0)
+            i0 = src.floor().long().clamp(max=h - 1)
+            i1 = (i0 + 1).clamp(max=h - 1)
+            t = (src - i0).float()
+            ab = wide[:, i0] * (1 - t)[:, None] + wide[:, i1] * t[:, None]
+            rgb = color.lab_to_rgb(torch.cat([L[None, y0:y1], ab], 0)[None])[0]
+            out[y0:y1] = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        im = Image.fromarray(out, "RGB")
+        if alpha is not None:
+            im.putalpha(Image.fromarray(alpha, "L"))
+        return im
 
     @staticmethod
     def compose(L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-        """Full-resolution L ``(H, W)`` + ab ``(2, H, W)`` -> sRGB float ``(H, W, 3)``."""
+        """Full-resolution L ``(H, W)`` + ab ``(2, H, W)`` -> sRGB float ``(H, W, 3)`` (small images)."""
         lab = torch.cat([L[None], ab], 0)[None]
         return color.lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+
+
+def _strips(H: int, W: int) -> list[tuple[int, int]]:
+    rows = max(1, STRIP_PIXELS // max(W, 1))
+    return [(y0, min(H, y0 + rows)) for y0 in range(0, H, rows)]

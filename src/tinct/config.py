@@ -43,7 +43,7 @@ class DataConfig:
     flip: bool = True  # random horizontal flips
     min_chroma: float = 0.0  # drop training photos whose mean chroma (Lab units) is below this
     cache: bool = True  # decode every photo once into a uint8 array (fast on few cores)
-    cache_dir: str | None = None  # default: ~/.cache/tinct/data
+    cache_dir: str | None = None  # default: $TINCT_CACHE_DIR/data, else ~/.cache/tinct/data
     batch_size: int = 16  # per process
     workers: int = 0  # data-loader worker processes
 

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 
 from . import color
 from .checkpoint import atomic_write
+from .paths import cache_dir as tinct_cache_dir
 
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -110,7 +111,7 @@ def build_cache(files: list[Path], side: int, cache_dir: str | os.PathLike | Non
     photo's mean chroma (NaN for a file that is not a readable image). The file is keyed by the file list, sizes, times and ``side``, so
     any run over the same photos reuses it; it is written atomically. ``workers`` decoding
     processes (default: up to 4, one per core)."""
-    cache_dir = Path(cache_dir or Path.home() / ".cache" / "tinct" / "data")
+    cache_dir = Path(cache_dir or tinct_cache_dir() / "data")
     key = hashlib.sha1(str(side).encode())
     for f in files:
         st = f.stat()

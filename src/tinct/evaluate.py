@@ -225,7 +225,7 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         except ImageError as e:
             res.failures.append(str(e))
             continue
-        gray = Photo(rgb=neutral_from_l(_lightness(truth)), alpha=None, name=photo_id, is_gray=True)
+        gray = Photo(pixels=neutral_from_l(_lightness(truth)), alpha=None, name=photo_id, is_gray=True)
         outputs = {}
         for name, fn in models.items():
             if name not in warmed:  # first call pays one-off set-up costs; keep them out of the timing

@@ -33,16 +33,18 @@ class ImageError(Exception):
 
 @dataclass
 class Photo:
-    """A decoded photo.
+    """A decoded photo, kept as compact as its source allows.
 
     Attributes:
-        rgb: float32 ``(H, W, 3)`` sRGB in [0, 1] (grey inputs have three equal channels).
+        pixels: sRGB as decoded: uint8 ``(H, W)`` (grey) or ``(H, W, 3)``, or float32 in
+            [0, 1] for sources deeper than 8 bits. A 24 MP grey JPEG is 24 MB here, not the
+            288 MB of a float RGB copy, which is what keeps huge photos within memory.
         alpha: uint8 ``(H, W)`` or None.
         name: where it came from (for messages).
         is_gray: the source had no colour channels.
     """
 
-    rgb: np.ndarray
+    pixels: np.ndarray
     alpha: np.ndarray | None
     name: str
     is_gray: bool
@@ -50,7 +52,23 @@ class Photo:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), as PIL reports sizes."""
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """float32 ``(H, W, 3)`` sRGB in [0, 1] (a new array; grey photos get three equal channels)."""
+        return rgb_float(self.pixels)
+
+    @classmethod
+    def from_rgb(cls, rgb: np.ndarray, name: str = "<array>", alpha: np.ndarray | None = None) -> "Photo":
+        """Wrap a float ``(H, W, 3)`` sRGB array in [0, 1] (or a uint8 one)."""
+        return cls(pixels=rgb, alpha=alpha, name=name, is_gray=False)
+
+
+def rgb_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 or float pixels, grey ``(H, W)`` or ``(H, W, 3)`` -> float32 ``(H, W, 3)`` in [0, 1]."""
+    f = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32, copy=False)
+    return np.repeat(f[..., None], 3, axis=-1) if f.ndim == 2 else f
 
 
 def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Photo:
@@ -129,15 +147,13 @@ def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Photo:
         top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
         if mode == "F":
             top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-        g = np.clip(arr / top, 0, 1).astype(np.float32)
-        rgb = np.repeat(g[..., None], 3, axis=-1)
+        pixels = np.clip(arr / top, 0, 1).astype(np.float32)
     elif is_gray:
-        g = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-        rgb = np.repeat(g[..., None], 3, axis=-1)
+        pixels = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.uint8)
     else:
         # CMYK goes through Pillow's plain conversion (no ICC): enough to take the luminance from.
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return Photo(rgb=rgb, alpha=alpha, name=name, is_gray=is_gray)
+        pixels = np.asarray(im if mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
+    return Photo(pixels=pixels, alpha=alpha, name=name, is_gray=is_gray)
 
 
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
