@@ -39,12 +39,20 @@ def test_luminance_in_strips_equals_whole_image(monkeypatch):
     torch.testing.assert_close(Colorizer.luminance(pixels), whole)
 
 
-def test_grey_photo_is_stored_as_one_uint8_channel(tmp_path):
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_grey_photo_is_stored_as_one_uint8_channel(tmp_path, mode):
     path = tmp_path / "g.png"
-    Image.fromarray(np.zeros((30, 40), np.uint8), "L").save(path)
+    grey = np.asarray(make_photo(40, 30).convert("L"))
+    Image.fromarray(grey, "L").convert(mode).save(path)
     photo = load_image(path)
-    assert photo.pixels.shape == (30, 40) and photo.pixels.dtype == np.uint8
+    assert photo.is_gray and photo.pixels.shape == (30, 40) and photo.pixels.dtype == np.uint8
     assert photo.rgb.shape == (30, 40, 3) and photo.rgb.dtype == np.float32
+
+
+def test_grey_lightness_table_equals_the_conversion():
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = np.repeat(grey[..., None], 3, -1)
+    torch.testing.assert_close(Colorizer.luminance(grey), Colorizer.luminance(rgb), atol=1e-4, rtol=0)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ image in memory; only L (4 bytes a pixel) and the 8-bit output.
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib import resources
 from pathlib import Path
@@ -144,7 +145,13 @@ class Colorizer:
     # ------------------------------------------------------------ the steps
     @staticmethod
     def luminance(pixels: np.ndarray) -> torch.Tensor:
-        """Full-resolution L ``(H, W)`` in [0, 100] of sRGB pixels (uint8 or float, grey or RGB), in strips."""
+        """Full-resolution L ``(H, W)`` in [0, 100] of sRGB pixels (uint8 or float, grey or RGB), in strips.
+
+        An 8-bit grey photo (the usual input) has only 256 possible L values: they are read
+        from a table computed once by the same conversion, which is exact and many times faster.
+        """
+        if pixels.dtype == np.uint8 and pixels.ndim == 2:
+            return torch.from_numpy(_grey_lightness_table()[pixels])
         H, W = pixels.shape[:2]
         L = torch.empty(H, W)
         for y0, y1 in _strips(H, W):
@@ -235,6 +242,13 @@ class Colorizer:
         """Full-resolution L ``(H, W)`` + ab ``(2, H, W)`` -> sRGB float ``(H, W, 3)`` (small images)."""
         lab = torch.cat([L[None], ab], 0)[None]
         return color.lab_to_rgb(lab)[0].permute(1, 2, 0).numpy()
+
+
+@functools.cache
+def _grey_lightness_table() -> np.ndarray:
+    """L of the 256 grey levels (R = G = B = v / 255), float32."""
+    grey = torch.arange(256, dtype=torch.float32).div(255).expand(1, 3, 1, 256)
+    return color.rgb_to_lab(grey)[0, 0, 0].numpy()
 
 
 def _strips(H: int, W: int) -> list[tuple[int, int]]:
