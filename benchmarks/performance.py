@@ -4,9 +4,10 @@ Usage:
     python benchmarks/performance.py [--repeats 15] [--quick] [--markdown OUT.md]
 
 Measures, with the same thread count throughout:
-  * per-photo latency (PIL image in memory -> PIL image) at 256x256, 1 MP and 24 MP, for the
-    bundled default model on each backend (torch, onnx) and for the ECCV16 architecture
-    (Zhang et al. 2016; random weights: timing only) at the same working size, and the ratio;
+  * the network alone at the working size of a 1 MP photo, and per-photo latency (PIL image
+    in memory -> PIL image) at 256x256, 1 MP and 24 MP, for the bundled default model on each
+    backend (torch, onnx) and for the ECCV16 architecture (Zhang et al. 2016; random weights:
+    timing only) at the same working size, and the ratios;
   * 1 MP end to end from a JPEG file to an encoded PNG / JPEG file (what `tinct colorize` does);
   * peak RSS of `tinct colorize` on a 24 MP photo, each in a fresh process;
   * folder throughput (images/s) of the batch pipeline, with and without I/O threads;
@@ -72,7 +73,8 @@ def eccv16_colorizer(like: Colorizer, backend: str, tmp: Path) -> Colorizer:
     path = tmp / "eccv16.onnx"
     if not path.exists():
         export_onnx(model, meta, path)
-    return Colorizer(None, meta, net=OnnxBackend(path))
+    net = OnnxBackend(path)
+    return Colorizer(None, net.meta, net=net)
 
 
 def flops(model: torch.nn.Module, shape: tuple[int, int]) -> float:
@@ -118,7 +120,7 @@ def training_throughput(steps: int = 6, batch: int = 32) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15, help="timed runs per figure (median reported)")
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip 24 MP latency of ECCV16 on torch")
+    ap.add_argument("--quick", action="store_true", help="5 repeats per figure (a smoke run)")
     ap.add_argument("--markdown", metavar="OUT.md", help="also write the tables as Markdown")
     args = ap.parse_args()
     reps = 5 if args.quick else args.repeats
@@ -147,6 +149,13 @@ def main() -> None:
         models = {("default", b): c for b, c in default.items()}
         for b in ("torch", "onnx"):
             models[("ECCV16", b)] = eccv16_colorizer(default["torch"], b, tmp)
+        L_small = torch.full((1, 1, *work), 50.0)
+        for (name, b), col in models.items():
+            latency[("network", name, b)] = median_time(lambda: col.predict_ab(L_small), reps)
+            add(f"network only at {work[0]}x{work[1]}, {name}, {b}", f"{1000 * latency[('network', name, b)]:.1f} ms")
+        for b in ("torch", "onnx"):
+            add(f"  ECCV16 / default, network only, {b}",
+                f"{latency[('network', 'ECCV16', b)] / latency[('network', 'default', b)]:.1f}x")
         for label, (w, h) in SIZES.items():
             im = photo(w, h)
             for (name, b), col in models.items():

@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (a fine-tune: fresh optimiser and schedule)")
+    ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -135,6 +137,9 @@ def main() -> None:
     step = 0
     rng = np.random.default_rng(args.seed)
     last = out / "last.pt"
+    if args.init:
+        model.load_state_dict(checkpoint.read(args.init)["state_dict"])
+        print(f"initialised from {args.init}", flush=True)
     if args.resume and last.exists():
         blob = checkpoint.read(last)
         model.load_state_dict(blob["state_dict"])
@@ -144,12 +149,12 @@ def main() -> None:
         torch.set_rng_state(blob["torch_rng"])
         print(f"resumed from {last} at step {step}", flush=True)
 
-    meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache)}}
+    meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache), "init": str(args.init)}}
     log = open(out / "log.csv", "a")
     model.train()
     t0, seen, run_loss = time.time(), 0, 0.0
     while step < args.steps:
-        lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > 100 else (step + 1) / 100
+        lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > args.warmup else (step + 1) / (args.warmup + 1)
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * lr_scale
         lab = sample_batch(cache, rng, args.batch, args.crop)

@@ -108,7 +108,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
             "size": int(meta.get("size", getattr(model, "native_size", 256)))}
     errors = []
     for dynamo in (False, True):
-        tmp = Path(path).with_name(Path(path).name + ".export")
+        tmp = Path(path).with_name(f"{Path(path).name}.{os.getpid()}.export")  # processes may export at once
         try:
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
