@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_positive_int, default=1, help="colorizations run at once (default 1)")
     s.add_argument("--queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
 
+    v = sub.add_parser("video", help="colorize a video without flicker, keeping frame rate and audio",
+                       description="Colorize a video (any container/codec FFmpeg reads). Frame rate, resolution, "
+                                   "timestamps and audio are kept; colour is smoothed along optical flow so it does not "
+                                   "flicker. The output appears only when complete. Details: docs/VIDEO.md.")
+    v.add_argument("input", metavar="INPUT", help="video file")
+    v.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output file; its extension picks the format: .mp4/.mov/.mkv (H.264), .webm (VP9)")
+    v.add_argument("--model", default="default", help="bundled model name, checkpoint file or run folder (default: default)")
+    v.add_argument("--size", type=_size, default=None, help="working size: short side the network sees (default: the model's)")
+    v.add_argument("--smoothing", type=_smoothing, default=None, metavar="S",
+                   help="weight of the previous frames' colour, 0 (each frame alone) to below 1 (steadier); "
+                        "default: the value tuned in docs/VIDEO.md")
+    v.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _backend_option(v)
+
     t = sub.add_parser("train", help="train a network from a YAML recipe (recipes/*.yaml)",
                        description="Train from a recipe; key.sub=value overrides apply on top and the resolved "
                                    "configuration is saved in the run folder. Under `torchrun --nproc_per_node=N -m tinct "
@@ -153,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_serve(args)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "video":
+        return cmd_video(args)
     parser.error(f"unknown command {args.command}")  # pragma: no cover
     return EXIT_USAGE
 
@@ -344,6 +362,43 @@ def cmd_train(args) -> int:
         return _error(str(e), EXIT_FAILED)
     if summary.get("val_loss_last") is not None:
         print(f"val loss {summary['val_loss_first']:.4g} -> {summary['val_loss_last']:.4g}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- video
+def _smoothing(text: str) -> float:
+    v = float(text)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return v
+
+
+def cmd_video(args) -> int:
+    from .backends import BackendError
+    from .checkpoint import CheckpointError
+    from .colorizer import Colorizer
+    from .video import DEFAULT_SMOOTHING, VideoError, colorize_video, output_format
+
+    src, dst = Path(args.input), Path(args.output)
+    try:
+        output_format(dst)
+    except VideoError as e:
+        return _error(str(e))
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        return _error(f"-o {dst} would replace the input; choose another output")
+    if dst.exists() and not args.overwrite:
+        return _error(f"{dst} exists (use --overwrite to replace it)")
+    try:
+        colorizer = Colorizer.load(args.model, backend=args.backend)
+    except (CheckpointError, BackendError) as e:
+        return _error(f"cannot load model: {e}")
+    smoothing = DEFAULT_SMOOTHING if args.smoothing is None else args.smoothing
+    try:
+        summary = colorize_video(src, dst, colorizer, size=args.size, smoothing=smoothing, quiet=args.quiet)
+    except VideoError as e:
+        return _error(str(e), EXIT_FAILED)
+    print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
+          f"{summary.shot_changes} shot changes, {summary.audio_streams} audio streams kept; wrote {dst}", file=sys.stderr)
     return EXIT_OK
 
 

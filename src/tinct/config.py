@@ -88,6 +88,9 @@ class TrainConfig:
     eval_every: int = 250  # validation, curves.png, a samples/ grid, best.pt
     save_every: int = 250  # last.pt
     eval_at_start: bool = True  # validate at step 0 (the "before" of every curve)
+    # Before each validation, recompute BatchNorm statistics over this many training batches
+    # ("precise BN"); 0 keeps the running averages, which lag fast-changing early weights.
+    precise_bn: int = 8
     samples: int = 6  # photos in each validation grid
     seed: int = 0
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
