@@ -183,14 +183,15 @@ class Colorizer:
         for shape, idx in groups.items():
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k:k + batch_size]
-                L_small = torch.stack([self._resize(L_full[i][None, None], shape)[0] for i in chunk])
+                L_small = torch.stack([self.resize(L_full[i][None, None], shape)[0] for i in chunk])
                 ab_small = self.predict_ab(L_small, temperature)
                 for j, i in enumerate(chunk):
                     out[i] = ab_small[j]
         return out
 
     @staticmethod
-    def _resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    def resize(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        """L ``(B, 1, H, W)`` -> ``(B, 1, *shape)``, bilinear, antialiased when shrinking."""
         down = shape[0] < x.shape[-2] or shape[1] < x.shape[-1]
         return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=down)
 

@@ -175,19 +175,14 @@ class FrameColorizer:
 
     def predict(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """uint8 RGB ``(H, W, 3)`` -> full L ``(H, W)``, working-size L ``(hh, ww)``, raw ab ``(2, h, w)``."""
-        L = Colorizer.luminance(rgb.astype(np.float32) / 255.0)
-        shape = self.colorizer.working_shape(*L.shape, self.size)
-        down = shape[0] < L.shape[0] or shape[1] < L.shape[1]
-        L_small = F.interpolate(L[None, None], size=shape, mode="bilinear", align_corners=False, antialias=down)
+        L = Colorizer.luminance(rgb)
+        L_small = Colorizer.resize(L[None, None], self.colorizer.working_shape(*L.shape, self.size))
         ab = self.colorizer.predict_ab(L_small)[0]
         return L, L_small[0, 0].numpy(), ab.numpy()
 
-    @staticmethod
-    def compose(L: torch.Tensor, ab: np.ndarray) -> np.ndarray:
-        """Full L ``(H, W)`` + low-res ab ``(2, h, w)`` -> uint8 RGB ``(H, W, 3)``."""
-        ab_full = F.interpolate(torch.from_numpy(np.ascontiguousarray(ab))[None], size=tuple(L.shape), mode="bilinear",
-                                align_corners=False)[0]
-        return np.clip(Colorizer.compose(L, ab_full) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    def compose(self, L: torch.Tensor, ab: np.ndarray) -> np.ndarray:
+        """Full L ``(H, W)`` + low-res ab ``(2, h, w)`` -> uint8 RGB ``(H, W, 3)``, as ``tinct colorize`` composes."""
+        return np.asarray(self.colorizer.render(L, torch.from_numpy(np.ascontiguousarray(ab))))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 RGB frame (colour or grey) -> colorized uint8 RGB frame of the same size."""
