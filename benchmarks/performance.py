@@ -19,9 +19,7 @@ Photos are generated (smooth gradients plus noise texture), so the run needs no 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -92,13 +90,17 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def peak_rss_mb(args: list[str]) -> float:
-    """Peak RSS of ``tinct ARGS`` run in a fresh process (it reports its own ru_maxrss)."""
-    code = ("import resource, sys\nfrom tinct.cli import main\nrc = main(sys.argv[1:])\n"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(rc)")
+    """Peak RSS of ``tinct ARGS`` run in a fresh process.
+
+    The process reports its own VmHWM from /proc (Linux). Not ru_maxrss: Linux carries that
+    across fork and exec, so a child would report this benchmark's own peak.
+    """
+    code = ("import re, sys\nfrom tinct.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('RSS', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\nsys.exit(rc)")
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(run.stderr)
-    return int(run.stdout.split("RSS")[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(run.stdout.split("RSS")[-1]) / 1024  # kB -> MB
 
 
 def training_throughput(steps: int = 6, batch: int = 32) -> float:
@@ -206,7 +208,6 @@ def main() -> None:
     if args.markdown:
         lines = ["| measure | value |", "|---|---|"] + [f"| {k.strip()} | {v} |" for k, v in rows]
         Path(args.markdown).write_text("\n".join(lines) + "\n")
-    print(json.dumps({"max_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,10 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.log_severity_level = 3  # errors only: its warnings are about graph rewrites it chose itself
+        # No busy-waiting between ops: on 2 cores the default model ran in 13.6 ms without it
+        # against 20.4 ms with it (the spinning threads compete with the caller's), and a
+        # shared machine suffers far more from spinning threads.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types, one per failure kind
