@@ -102,7 +102,10 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
     Raises:
         BackendError: neither exporter could convert the model.
     """
-    import onnx
+    try:
+        import onnx
+    except ImportError as e:
+        raise BackendError("exporting to ONNX needs the onnx package: pip install onnx onnxscript") from e
 
     model = model.eval().cpu()
     stride = int(getattr(model, "stride", 32))

@@ -312,8 +312,6 @@ def cmd_export(args) -> int:
         return _error(f"cannot load model: {e}")
     except BackendError as e:
         return _error(str(e), EXIT_FAILED)
-    except ImportError as e:
-        return _error(f"exporting needs the onnx package ({e.name}): pip install onnx onnxscript")
     print(f"wrote {args.output} (opset {args.opset}; input L_n: batch x 1 x H x W, H and W multiples of "
           f"{getattr(model, 'stride', 32)})", file=sys.stderr)
     return EXIT_OK
