@@ -4,7 +4,9 @@ Decoding and encoding (Pillow, which releases the GIL) run in worker threads whi
 main thread runs the network, so a folder goes through at the network's pace rather
 than at decode + network + encode. Photos whose working shapes match share a forward
 pass. Lookahead is bounded (``workers + batch_size`` photos decoding or decoded, only
-``workers`` once photos are large; two outputs waiting to be encoded), so a folder of huge scans cannot fill the memory. One bad file fails alone: its error is recorded and the rest go on.
+``workers`` once photos are large; two outputs waiting to be encoded), so a folder of huge
+scans cannot fill the memory. One bad file fails alone: its error is recorded and the rest
+go on.
 """
 
 from __future__ import annotations

@@ -59,11 +59,6 @@ class Photo:
         """float32 ``(H, W, 3)`` sRGB in [0, 1] (a new array; grey photos get three equal channels)."""
         return rgb_float(self.pixels)
 
-    @classmethod
-    def from_rgb(cls, rgb: np.ndarray, name: str = "<array>", alpha: np.ndarray | None = None) -> "Photo":
-        """Wrap a float ``(H, W, 3)`` sRGB array in [0, 1] (or a uint8 one)."""
-        return cls(pixels=rgb, alpha=alpha, name=name, is_gray=False)
-
 
 def rgb_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 or float pixels, grey ``(H, W)`` or ``(H, W, 3)`` -> float32 ``(H, W, 3)`` in [0, 1]."""
