@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, atomic_write
+from .checkpoint import CheckpointError, atomic_write, first_line
 from .paths import cache_dir
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -75,7 +75,7 @@ class OnnxBackend:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types, one per failure kind
-            raise CheckpointError(f"{path}: not an ONNX model ONNX Runtime can load ({_first_line(e)})") from None
+            raise CheckpointError(f"{path}: not an ONNX model ONNX Runtime can load ({first_line(e)})") from None
         self.input = self.session.get_inputs()[0].name
         self.meta = read_onnx_meta(self.session)
 
@@ -131,7 +131,7 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
                                       opset_version=opset, dynamo=False)
             proto = onnx.load(str(tmp))
         except Exception as e:  # each exporter fails in its own ways; report both below
-            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {_first_line(e)}")
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")
             continue
         finally:
             tmp.unlink(missing_ok=True)
@@ -154,8 +154,3 @@ def cached_onnx(weights: Path, model: torch.nn.Module, meta: dict[str, Any]) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(model, meta, path)
     return path
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -95,9 +95,9 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {_first_line(e)}") from None
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a torch file): {first_line(e)}") from None
         except Exception as e:  # weights_only refuses pickles with code in them
-            raise CheckpointError(f"{path}: refused to load (not a plain tinct checkpoint): {_first_line(e)}") from None
+            raise CheckpointError(f"{path}: refused to load (not a plain tinct checkpoint): {first_line(e)}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
         raise CheckpointError(f"{path}: not a tinct checkpoint (no tinct model description inside)")
     return blob
@@ -113,7 +113,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
             header = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt): {_first_line(e)}") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt): {first_line(e)}") from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a tinct checkpoint (safetensors header has no tinct model description)")
     return {"format": FORMAT, "arch": header["arch"], "arch_kwargs": json.loads(header.get("arch_kwargs", "{}")),
@@ -136,11 +136,11 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit model {blob['arch']!r}: {_first_line(e)}") from None
+        raise CheckpointError(f"{path}: weights do not fit model {blob['arch']!r}: {first_line(e)}") from None
     model.eval()
     return model, dict(blob.get("meta") or {})
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
