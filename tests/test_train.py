@@ -72,14 +72,15 @@ def _rows(path: Path) -> list[dict]:
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_trains_two_steps(recipe, photos, tmp_path):
     out = tmp_path / "run"
-    summary = _train(recipe, photos, out)
+    gan = config.load(recipe).task.kind == "gan"
+    summary = _train(recipe, photos, out, *(["task.d_warmup=0"] if gan else []))
     assert summary["steps"] == 2 and np.isfinite(summary["val_loss_last"])
     assert {"config.yaml", "last.pt", "best.pt", "train.csv", "val.csv", "curves.png", "summary.json"} <= {p.name for p in out.iterdir()}
     assert len(list((out / "samples").glob("*.png"))) == 2  # step 0 and step 2
     rows = _rows(out / "train.csv")
     assert [r["step"] for r in rows] == ["1", "2"]
     kind = config.load(out / "config.yaml").task.kind
-    if kind == "gan":  # generator and discriminator losses are logged separately
+    if gan:  # generator and discriminator losses are logged separately
         assert all(np.isfinite(float(r["g_loss"])) and np.isfinite(float(r["d_loss"])) for r in rows)
     if kind == "classification":
         assert 0 <= float(_rows(out / "val.csv")[-1]["acc"]) <= 1
@@ -88,6 +89,27 @@ def test_recipe_trains_two_steps(recipe, photos, tmp_path):
     # any checkpoint from `tinct train` colorizes
     result = Colorizer.load(out / "best.pt").colorize(make_photo(70, 50).convert("L"))
     assert result.size == (70, 50)
+
+
+def test_gan_discriminator_warmup(photos, tmp_path):
+    """task.d_warmup=N: N discriminator-only steps (generator untouched), then both train."""
+    def weights(path):  # the generator's parameters (BatchNorm statistics are recomputed at eval)
+        state = checkpoint.read(path)["state_dict"]
+        return {k: v for k, v in state.items() if "running_" not in k and "num_batches" not in k}
+
+    recipe = ROOT / "recipes" / "seed002-pix2pix.yaml"
+    _train(recipe, photos, tmp_path / "init", "train.steps=1")
+    start = weights(tmp_path / "init" / "last.pt")
+    out = tmp_path / "run"
+    warm = ["task.d_warmup=1", f"model.init={tmp_path / 'init' / 'last.pt'}", "train.log_every=1"]
+    _train(recipe, photos, out, *warm, "train.steps=1")
+    after_warmup = weights(out / "last.pt")
+    assert start.keys() == after_warmup.keys() and all(torch.equal(start[k], v) for k, v in after_warmup.items())
+    _train(recipe, photos, out, *warm, "train.steps=2", resume=True)
+    rows = _rows(out / "train.csv")
+    assert rows[0]["g_loss"] == "nan" and np.isfinite(float(rows[0]["d_loss"]))
+    assert np.isfinite(float(rows[1]["g_loss"]))  # the warm-up survived the resume: step 2 trains G
+    assert any(not torch.equal(after_warmup[k], v) for k, v in weights(out / "last.pt").items())
 
 
 def test_cli_train_then_colorize(photos, tmp_path, capsys):

@@ -64,6 +64,9 @@ class TaskConfig:
     recon_weight: float = 10.0  # lambda on the GAN's pixel loss
     perceptual_weight: float = 0.0  # weight of the VGG-19 perceptual loss (GAN generator)
     perceptual_layers: list = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_4", "relu4_4"])
+    # GAN: train only the discriminator for this many first steps, so that a pretrained
+    # generator (seed 003's stage 2) is not pushed around by a still-random critic.
+    d_warmup: int = 0
 
 
 @dataclass

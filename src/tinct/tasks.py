@@ -312,6 +312,7 @@ class GANTask(Task):
         self.gan_loss = losses.GANLoss(cfg.gan_mode)
         self.rec_fn = losses.pixel_loss(cfg.loss, cfg.mix_p)
         self.recon_weight, self.perceptual_weight = cfg.recon_weight, cfg.perceptual_weight
+        self.d_warmup = cfg.d_warmup
         self.perceptual = losses.PerceptualLoss(cfg.perceptual_layers) if cfg.perceptual_weight > 0 else None
         self.add_optimizer("generator", param_groups(model, optim.encoder_lr_scale, optim.lr), optim.lr)
         self.add_optimizer("discriminator", [{"params": list(self.disc.parameters()), "lr": optim.lr_d}], optim.lr_d)
@@ -333,7 +334,10 @@ class GANTask(Task):
 
     def train_step(self, batch: dict) -> dict[str, float]:
         L_n, ab_n = batch["L_n"], batch["ab_n"]
-        fake = self.generate(self.net, L_n)  # (B, 2, H, W)
+        # The discriminator's scheduler counts its steps, and is restored on resume.
+        train_g = self.schedulers["discriminator"].last_epoch >= self.d_warmup
+        with torch.set_grad_enabled(train_g):
+            fake = self.generate(self.net, L_n)  # (B, 2, H, W)
 
         # Discriminator: real pairs -> 1, generated pairs -> 0; two forwards, so the first
         # backward skips DDP's gradient sync and the second syncs the sum.
@@ -351,6 +355,12 @@ class GANTask(Task):
         opt_d.zero_grad(set_to_none=True)
         self.schedulers["discriminator"].step()
 
+        d_loss = 0.5 * (d_real + d_fake)
+        if not train_g:  # discriminator warm-up: the generator's weights and schedule wait
+            nan = float("nan")
+            return {"g_loss": nan, "d_loss": d_loss.item(), "g_adv": nan, "g_rec": nan, "g_perc": nan,
+                    "d_real": d_real.item(), "d_fake": d_fake.item()}
+
         # Generator: fool the (frozen) discriminator, stay close to the truth.
         self.disc.requires_grad_(False)
         try:
@@ -365,7 +375,6 @@ class GANTask(Task):
             self._step("generator", g_loss, self.model.parameters())
         finally:
             self.disc.requires_grad_(True)
-        d_loss = 0.5 * (d_real + d_fake)
         return {"g_loss": g_loss.item(), "d_loss": d_loss.item(), "g_adv": g_adv.item(), "g_rec": g_rec.item(),
                 "g_perc": g_perc.item(), "d_real": d_real.item(), "d_fake": d_fake.item()}
 

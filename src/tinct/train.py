@@ -238,14 +238,15 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         step += 1
         t_window += time.perf_counter() - t0
         n_window += 1
-        for k, v in metrics.items():
-            window[k] = window.get(k, 0.0) + v
+        for k, v in metrics.items():  # NaN = not measured this step (a GAN's warm-up)
+            total, count = window.get(k, (0.0, 0))
+            window[k] = (total, count) if math.isnan(v) else (total + v, count + 1)
         bar.update(1)
         end = step == cfg.train.steps or (deadline is not None and out_of_time(deadline, env))
         if step % cfg.train.log_every == 0 or end:
             rate = n_window * cfg.data.batch_size * env.world / max(t_window, 1e-9)
             rates.append(rate)
-            means = env.mean({k: v / n_window for k, v in window.items()})
+            means = env.mean({k: total / count if count else math.nan for k, (total, count) in window.items()})
             logs.train(step, task.lr(), means, rate)
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:2]} | {"img/s": f"{rate:.1f}"}, refresh=False)
             window, n_window, t_window = {}, 0, 0.0
