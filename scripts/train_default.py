@@ -97,6 +97,37 @@ def rebalanced_ce(logits, target, weights):
     return (w * ce).sum() / w.sum()
 
 
+class SemanticTeacher(torch.nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 classifier: how far the colorized crop's class
+    distribution is from the original's (KL divergence), as in ChromaGAN's class-distribution
+    loss but measured on the colorized output, so the gradient asks for colours that let the
+    classifier see what it sees in the real photo."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        from tinct.models.effunet import load_efficientnet_lite0
+
+        self.net = load_efficientnet_lite0(pretrained=True).eval().requires_grad_(False)
+        self.size = size
+
+    def logits(self, rgb: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(rgb.clamp(0, 1), size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = ((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
+        return self.net._fc(self.net.extract_features(x).mean((2, 3)))
+
+    def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            p_true = F.softmax(self.logits(rgb_true), 1)
+        return F.kl_div(F.log_softmax(self.logits(rgb_out), 1), p_true, reduction="batchmean")
+
+
+def decode_rgb(logits, L, centers, temperature):
+    """Differentiable annealed mean -> ab upsampled to L's size -> RGB; also returns ab."""
+    ab = color.annealed_mean(logits, centers, temperature)
+    ab_full = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+    return color.lab_to_rgb(torch.cat([L, ab_full], 1)), ab
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -114,6 +145,14 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (a fine-tune: fresh optimiser and schedule)")
     ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    ap.add_argument("--sem-weight", type=float, default=0.0,
+                    help="weight of the semantic-consistency loss (frozen EfficientNet-Lite0 classifier, KL between "
+                         "its class distributions on the colorized and the original crop); 0 = off")
+    ap.add_argument("--sem-size", type=int, default=160, help="the classifier's input size for that loss")
+    ap.add_argument("--l1-weight", type=float, default=0.0,
+                    help="weight of an L1 loss between the annealed-mean ab (at --temperature) and the truth, "
+                         "in normalised ab units; 0 = off")
+    ap.add_argument("--temperature", type=float, default=0.45, help="annealed-mean temperature of those two losses")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -151,8 +190,10 @@ def main() -> None:
 
     meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache), "init": str(args.init)}}
     log = open(out / "log.csv", "a")
+    teacher = SemanticTeacher(args.sem_size) if args.sem_weight > 0 else None
     model.train()
     t0, seen, run_loss = time.time(), 0, 0.0
+    parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0}
     while step < args.steps:
         lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > args.warmup else (step + 1) / (args.warmup + 1)
         for g, lr in zip(opt.param_groups, base_lrs):
@@ -161,7 +202,18 @@ def main() -> None:
         L_n = color.normalize_l(lab[:, :1]).contiguous(memory_format=torch.channels_last)
         target = color.soft_encode(F.avg_pool2d(lab[:, 1:], 4), centers)
         logits = model(L_n)
-        loss = rebalanced_ce(logits, target, weights)
+        loss = ce = rebalanced_ce(logits, target, weights)
+        parts["ce"] += ce.item()
+        if teacher is not None or args.l1_weight > 0:
+            rgb_out, ab = decode_rgb(logits, lab[:, :1], centers, args.temperature)
+            if args.l1_weight > 0:
+                l1 = (color.normalize_ab(ab) - color.normalize_ab(F.avg_pool2d(lab[:, 1:], 4))).abs().mean()
+                loss = loss + args.l1_weight * l1
+                parts["l1"] += l1.item()
+            if teacher is not None:
+                sem = teacher(rgb_out, color.lab_to_rgb(lab))
+                loss = loss + args.sem_weight * sem
+                parts["sem"] += sem.item()
         if not torch.isfinite(loss):
             raise SystemExit(f"loss became {loss.item()} at step {step}; last good checkpoint: {last}")
         opt.zero_grad(set_to_none=True)
@@ -172,10 +224,12 @@ def main() -> None:
         run_loss += loss.item()
         if step % 25 == 0:
             rate = seen / (time.time() - t0)
-            print(f"step {step}/{args.steps} loss {run_loss / 25:.4f} {rate:.1f} img/s", flush=True)
-            log.write(f"{step},{run_loss / 25:.5f},{rate:.2f},{time.time():.0f}\n")
+            shown = " ".join(f"{k} {v / 25:.4f}" for k, v in parts.items() if v)
+            print(f"step {step}/{args.steps} loss {run_loss / 25:.4f} ({shown}) {rate:.1f} img/s", flush=True)
+            log.write(f"{step},{run_loss / 25:.5f},{rate:.2f},{time.time():.0f},"
+                      + ",".join(f"{parts[k] / 25:.5f}" for k in ("ce", "sem", "l1")) + "\n")
             log.flush()
-            run_loss = 0.0
+            run_loss, parts = 0.0, dict.fromkeys(parts, 0.0)
         if step % args.save_every == 0 or step == args.steps:
             extra = {"optimizer": opt.state_dict(), "step": step, "numpy_rng": json.dumps(rng.bit_generator.state),
                      "torch_rng": torch.get_rng_state()}
