@@ -49,13 +49,15 @@ def to_ab_n(y: torch.Tensor, output: str, centers: torch.Tensor | None, temperat
     raise ValueError(f"model output kind {output!r} cannot be turned into ab")
 
 
-def fit(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Resize ``x`` to ``like``'s spatial size: area average down, bilinear up."""
-    if x.shape[-2:] == like.shape[-2:]:
+def fit(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
+    """Resize ``x`` to ``like``'s spatial size (or to ``like`` = (h, w)): area average
+    down, bilinear up."""
+    size = tuple(like.shape[-2:]) if isinstance(like, torch.Tensor) else tuple(like)
+    if tuple(x.shape[-2:]) == size:
         return x
-    if x.shape[-2] > like.shape[-2]:
-        return F.adaptive_avg_pool2d(x, like.shape[-2:])
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    if x.shape[-2] > size[0]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def lr_factor(step: int, total: int, schedule: str, warmup: int) -> float:
@@ -329,21 +331,28 @@ class GANTask(Task):
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         self.net, self.d_net = wrap(self.model), wrap(self.disc)
 
-    def generate(self, net: nn.Module, L_n: torch.Tensor) -> torch.Tensor:
-        return fit(to_ab_n(net(L_n), self.output, self.centers, self.temperature), L_n)
+    def generate(self, net: nn.Module, L_n: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """ab_n at L_n's size, and the size the generator predicted it at."""
+        ab_small = to_ab_n(net(L_n), self.output, self.centers, self.temperature)
+        return fit(ab_small, L_n), tuple(ab_small.shape[-2:])
 
     def train_step(self, batch: dict) -> dict[str, float]:
         L_n, ab_n = batch["L_n"], batch["ab_n"]
         # The discriminator's scheduler counts its steps, and is restored on resume.
         train_g = self.schedulers["discriminator"].last_epoch >= self.d_warmup
         with torch.set_grad_enabled(train_g):
-            fake = self.generate(self.net, L_n)  # (B, 2, H, W)
+            fake, size = self.generate(self.net, L_n)  # (B, 2, H, W)
+        # The real pairs D sees carry no more chroma detail than the generator can make: a
+        # generator predicting at 1/4 size (ECCV16) gives bilinearly upsampled ab, which D
+        # would tell from real ab by its smoothness alone, and no generator update can fix
+        # that; so real ab goes through the same area-down, bilinear-up path.
+        real = fit(fit(ab_n, size), ab_n)
 
         # Discriminator: real pairs -> 1, generated pairs -> 0; two forwards, so the first
         # backward skips DDP's gradient sync and the second syncs the sum.
         no_sync = getattr(self.d_net, "no_sync", contextlib.nullcontext)
         with no_sync():
-            d_real = self.gan_loss(self.d_net(torch.cat([L_n, ab_n], 1)), True)
+            d_real = self.gan_loss(self.d_net(torch.cat([L_n, real], 1)), True)
             (0.5 * d_real).backward()
         d_fake = self.gan_loss(self.d_net(torch.cat([L_n, fake.detach()], 1)), False)
         (0.5 * d_fake).backward()
@@ -380,7 +389,7 @@ class GANTask(Task):
 
     @torch.no_grad()
     def eval_step(self, batch: dict) -> dict[str, float]:
-        fake = self.generate(self.model, batch["L_n"])
+        fake, _ = self.generate(self.model, batch["L_n"])
         return {"loss": self.rec_fn(fake, batch["ab_n"]).item(), "ab_mae": self._ab_mae(batch).item()}
 
     def state_dict(self) -> dict:
