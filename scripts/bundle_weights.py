@@ -18,10 +18,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, required=True, help="default working size (short side)")
     ap.add_argument("--temperature", type=float, required=True, help="default annealed-mean temperature")
     ap.add_argument("--flip", action="store_true", help="test-time flip averaging by default")
+    ap.add_argument("--chroma-gain", type=float, default=1.0, help="multiply the predicted ab by this (calibration)")
     ap.add_argument("--out", default="src/tinct/weights/default.safetensors")
     args = ap.parse_args()
     model, meta = checkpoint.load_model(args.source)
-    meta.update(size=args.size, temperature=args.temperature, flip=args.flip)
+    meta.update(size=args.size, temperature=args.temperature, flip=args.flip, chroma_gain=args.chroma_gain)
     checkpoint.save(args.out, model, meta)
     print(f"wrote {args.out}: {model.arch}, meta {meta}")
 

@@ -54,6 +54,19 @@ def test_temperature_changes_colourfulness(tiny_colorizer):
     assert chroma[0] != pytest.approx(chroma[1], abs=1e-3)
 
 
+def test_chroma_gain_from_checkpoint_scales_ab(tmp_path, tiny_colorizer):
+    """meta chroma_gain (set by scripts/bundle_weights.py) multiplies the predicted ab, on every backend."""
+    path = tmp_path / "gain.safetensors"
+    checkpoint.save(path, tiny_colorizer.model, tiny_colorizer.meta | {"chroma_gain": 1.5})
+    L = torch.linspace(0, 100, 64 * 64).reshape(1, 1, 64, 64)
+    plain = tiny_colorizer.predict_ab(L)
+    assert plain.abs().max() > 0.5  # the tiny model predicts some colour, so a gain shows
+    for backend in ("torch", "onnx"):
+        gained = Colorizer.load(path, backend=backend)
+        assert gained.chroma_gain == 1.5
+        torch.testing.assert_close(gained.predict_ab(L), 1.5 * plain, rtol=1e-4, atol=1e-3)
+
+
 def test_alpha_carried_over(tiny_colorizer):
     im = make_photo(40, 30).convert("RGBA")
     alpha = np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))

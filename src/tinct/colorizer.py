@@ -82,6 +82,10 @@ class Colorizer:
         # Test-time flip averaging: the network also sees the mirrored photo and the two
         # raw outputs are averaged (twice the network time; set in the checkpoint's meta).
         self.flip = bool(self.meta.get("flip", False))
+        # Calibration stored with the model: predicted ab are multiplied by this gain (chosen
+        # on validation photos so the outputs are as colourful as real ones); the user's
+        # ``saturation`` multiplies on top, so saturation 1 means "as the model is calibrated".
+        self.chroma_gain = float(self.meta.get("chroma_gain", 1.0))
         if self.output.startswith("bins"):
             self.centers = torch.from_numpy(color.bin_centers(self.output[4:]))
 
@@ -205,12 +209,14 @@ class Colorizer:
         else:
             y = self.net(x)
         if self.output.startswith("bins"):
-            return color.annealed_mean(y, self.centers, temperature or self.temperature)
-        if self.output == "ab":
-            return color.denormalize_ab(y)
-        if self.output == "rgb":  # RGB models (seed 000): keep the chroma of their RGB
-            return color.rgb_to_lab(y.clamp(0, 1))[:, 1:]
-        raise ValueError(f"model output kind {self.output!r} is not supported by the colorizer")
+            ab = color.annealed_mean(y, self.centers, temperature or self.temperature)
+        elif self.output == "ab":
+            ab = color.denormalize_ab(y)
+        elif self.output == "rgb":  # RGB models (seed 000): keep the chroma of their RGB
+            ab = color.rgb_to_lab(y.clamp(0, 1))[:, 1:]
+        else:
+            raise ValueError(f"model output kind {self.output!r} is not supported by the colorizer")
+        return ab * self.chroma_gain if self.chroma_gain != 1.0 else ab
 
     @torch.no_grad()
     def render(self, L: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0,
