@@ -200,14 +200,15 @@ def main() -> None:
             g["lr"] = lr * lr_scale
         lab = sample_batch(cache, rng, args.batch, args.crop)
         L_n = color.normalize_l(lab[:, :1]).contiguous(memory_format=torch.channels_last)
-        target = color.soft_encode(F.avg_pool2d(lab[:, 1:], 4), centers)
+        ab_true = F.avg_pool2d(lab[:, 1:], 4)  # at the network's output size
+        target = color.soft_encode(ab_true, centers)
         logits = model(L_n)
         loss = ce = rebalanced_ce(logits, target, weights)
         parts["ce"] += ce.item()
         if teacher is not None or args.l1_weight > 0:
             rgb_out, ab = decode_rgb(logits, lab[:, :1], centers, args.temperature)
             if args.l1_weight > 0:
-                l1 = (color.normalize_ab(ab) - color.normalize_ab(F.avg_pool2d(lab[:, 1:], 4))).abs().mean()
+                l1 = (color.normalize_ab(ab) - color.normalize_ab(ab_true)).abs().mean()
                 loss = loss + args.l1_weight * l1
                 parts["l1"] += l1.item()
             if teacher is not None:
