@@ -112,6 +112,24 @@ def test_gan_discriminator_warmup(photos, tmp_path):
     assert any(not torch.equal(after_warmup[k], v) for k, v in weights(out / "last.pt").items())
 
 
+def test_gan_adversarial_ramp(photos, tmp_path):
+    """task.adv_ramp=N: the adversarial weight is k/N at the generator's k-th step, and the
+    ramp continues where it was after a resume."""
+    recipe = ROOT / "recipes" / "seed002-pix2pix.yaml"
+    out = tmp_path / "run"
+    ramp = ["task.d_warmup=0", "task.adv_ramp=4", "task.adv_weight=2.0", "train.log_every=1"]
+    _train(recipe, photos, out, *ramp)
+    _train(recipe, photos, out, *ramp, "train.steps=3", resume=True)
+    cfg = config.load(out / "config.yaml").task
+    rows = _rows(out / "train.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    for k, r in enumerate(rows, start=1):
+        g = {key: float(r[key]) for key in ("g_loss", "g_adv", "g_rec", "g_perc")}
+        expected = 2.0 * k / 4 * g["g_adv"] + cfg.recon_weight * g["g_rec"] + cfg.perceptual_weight * g["g_perc"]
+        assert g["g_loss"] == pytest.approx(expected, rel=1e-4)
+        assert g["g_adv"] > 0.01  # the adversarial term is there, only weighted down
+
+
 def test_cli_train_then_colorize(photos, tmp_path, capsys):
     out = tmp_path / "run"
     recipe = str(ROOT / "recipes" / "seed001-shallow.yaml")

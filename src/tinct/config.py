@@ -67,6 +67,11 @@ class TaskConfig:
     # GAN: train only the discriminator for this many first steps, so that a pretrained
     # generator (seed 003's stage 2) is not pushed around by a still-random critic.
     d_warmup: int = 0
+    adv_weight: float = 1.0  # weight of the generator's adversarial loss
+    # GAN: the adversarial weight grows linearly from 0 to adv_weight over the generator's
+    # first adv_ramp steps (0 = full weight at once), so a pretrained generator is first
+    # pulled by its pixel and perceptual losses and only then by a critic that has learnt.
+    adv_ramp: int = 0
 
 
 @dataclass

@@ -315,6 +315,7 @@ class GANTask(Task):
         self.rec_fn = losses.pixel_loss(cfg.loss, cfg.mix_p)
         self.recon_weight, self.perceptual_weight = cfg.recon_weight, cfg.perceptual_weight
         self.d_warmup = cfg.d_warmup
+        self.adv_weight, self.adv_ramp = cfg.adv_weight, cfg.adv_ramp
         self.perceptual = losses.PerceptualLoss(cfg.perceptual_layers) if cfg.perceptual_weight > 0 else None
         self.add_optimizer("generator", param_groups(model, optim.encoder_lr_scale, optim.lr), optim.lr)
         self.add_optimizer("discriminator", [{"params": list(self.disc.parameters()), "lr": optim.lr_d}], optim.lr_d)
@@ -379,13 +380,21 @@ class GANTask(Task):
             if self.perceptual is not None:
                 pred_rgb = color.lab_to_rgb(torch.cat([color.denormalize_l(L_n), color.denormalize_ab(fake)], 1))
                 g_perc = self.perceptual(pred_rgb, batch["rgb"])
-            g_loss = g_adv + self.recon_weight * g_rec + self.perceptual_weight * g_perc
+            g_loss = self.adv_scale() * g_adv + self.recon_weight * g_rec + self.perceptual_weight * g_perc
             self._check("generator", g_loss=g_loss)
             self._step("generator", g_loss, self.model.parameters())
         finally:
             self.disc.requires_grad_(True)
         return {"g_loss": g_loss.item(), "d_loss": d_loss.item(), "g_adv": g_adv.item(), "g_rec": g_rec.item(),
                 "g_perc": g_perc.item(), "d_real": d_real.item(), "d_fake": d_fake.item()}
+
+    def adv_scale(self) -> float:
+        """The adversarial loss's weight now: ``adv_weight``, ramped linearly over the
+        generator's first ``adv_ramp`` steps (its scheduler counts them; restored on resume)."""
+        if self.adv_ramp <= 0:
+            return self.adv_weight
+        done = self.schedulers["generator"].last_epoch
+        return self.adv_weight * min(1.0, (done + 1) / self.adv_ramp)
 
     @torch.no_grad()
     def eval_step(self, batch: dict) -> dict[str, float]:
