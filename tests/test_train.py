@@ -417,3 +417,22 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
     make_photo(50, 40).save(tmp_path / "in.png")
     assert main(["colorize", str(tmp_path / "in.png"), "--model", str(out / "best.pt"), "-o", str(tmp_path / "o.png"), "-q"]) == 0
     assert Image.open(tmp_path / "o.png").size == (50, 40)
+
+
+def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
+    """scripts/train_default.py (the bundled model's trainer) with every loss on and the
+    network at a working size below the crop: it trains, resumes where it stopped, and its
+    weights colorize a photo."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
+           "--cache-size", "72", "--crop", "64", "--work-size", "32", "--batch", "2", "--threads", "1",
+           "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10"]
+    first = subprocess.run(cmd + ["--steps", "1"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert int(checkpoint.read(out / "last.pt")["step"]) == 1
+    second = subprocess.run(cmd + ["--steps", "2", "--resume"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout and "at step 1" in second.stdout
+    assert int(checkpoint.read(out / "last.pt")["step"]) == 2
+    rgb = Colorizer.load(out / "final.safetensors", backend="torch").colorize(make_photo(48, 40, seed=3).convert("L"), size=32)
+    assert np.asarray(rgb).shape == (40, 48, 3)
