@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tinct import checkpoint, color
+from tinct import Colorizer, checkpoint, color
 from tinct.models import create_model
 
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -136,8 +136,8 @@ def main() -> None:
     ap.add_argument("--cache-size", type=int, default=144)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--work-size", type=int, default=None,
-                    help="the network's input side: each crop's L is resized to it (antialiased bilinear, as "
-                         "tinct.colorizer does) while the semantic loss sees the crop at full size; default: the crop")
+                    help="the network's input side: each crop's L is resized to it (with tinct.Colorizer.resize, "
+                         "as at inference) while the semantic loss sees the crop at full size; default: the crop")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4500)
     ap.add_argument("--lr", type=float, default=1e-3, help="decoder; the pretrained encoder gets lr/3")
@@ -204,8 +204,8 @@ def main() -> None:
             g["lr"] = lr * lr_scale
         lab = sample_batch(cache, rng, args.batch, args.crop)
         L_in = lab[:, :1]
-        if work != args.crop:  # the network sees the crop at the working size, as at inference
-            L_in = F.interpolate(L_in, size=(work, work), mode="bilinear", align_corners=False, antialias=work < args.crop)
+        if work != args.crop:  # the network sees the crop at the working size, resized as at inference
+            L_in = Colorizer.resize(L_in, (work, work))
         L_n = color.normalize_l(L_in).contiguous(memory_format=torch.channels_last)
         ab_true = F.adaptive_avg_pool2d(lab[:, 1:], work // 4)  # at the network's output size
         target = color.soft_encode(ab_true, centers)
