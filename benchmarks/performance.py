@@ -140,9 +140,11 @@ def main() -> None:
     default = {b: Colorizer.load("default", backend=b) for b in ("torch", "onnx")}
     work = default["torch"].working_shape(864, 1152, None)
     passes = 2 if default["torch"].flip else 1
-    f_default = flops(default["torch"].model, work) * passes
+    works = [default["torch"].working_shape(864, 1152, s) for s in default["torch"].working_sizes(None)]
+    f_default = sum(flops(default["torch"].model, w) for w in works) * passes
     f_eccv = flops(create_model("zhang_eccv16", pretrained=False), work)
-    add(f"default model FLOPs at working size {work[0]}x{work[1]} (x{passes}: flip)", f"{f_default / 1e9:.2f} GFLOP")
+    sizes = " + ".join(f"{h}x{w}" for h, w in works)
+    add(f"default model FLOPs at working sizes {sizes} (x{passes}: flip)", f"{f_default / 1e9:.2f} GFLOP")
     add(f"ECCV16 FLOPs at {work[0]}x{work[1]} (one pass)", f"{f_eccv / 1e9:.2f} GFLOP")
 
     latency: dict[tuple[str, str, str], float] = {}
@@ -154,7 +156,7 @@ def main() -> None:
         L_small = torch.full((1, 1, *work), 50.0)
         for (name, b), col in models.items():
             latency[("network", name, b)] = median_time(lambda: col.predict_ab(L_small), reps)
-            add(f"network only at {work[0]}x{work[1]}, {name}, {b}", f"{1000 * latency[('network', name, b)]:.1f} ms")
+            add(f"network only, one scale, at {work[0]}x{work[1]}, {name}, {b}", f"{1000 * latency[('network', name, b)]:.1f} ms")
         for b in ("torch", "onnx"):
             add(f"  ECCV16 / default, network only, {b}",
                 f"{latency[('network', 'ECCV16', b)] / latency[('network', 'default', b)]:.1f}x")

@@ -1,4 +1,4 @@
-"""Sweep decoding options (working size, annealed-mean temperature) of a model on val photos.
+"""Sweep decoding options (working size, scales, temperature, chroma gain) of a model on val photos.
 
 Model selection only: run it on the validation split, never on training photos. Each photo
 is resized (short side 256) and centre-cropped to 256x256 as in the quality targets, made
@@ -7,6 +7,11 @@ grey, colorized, and compared with the original. Prints one row per setting.
 Usage:
     python scripts/tune_decoding.py --model runs/default/last.pt --data ../shared/corpus/val \
         --sizes 160 192 224 256 --temperatures 0.3 0.38 0.5 --limit 100
+    python scripts/tune_decoding.py --model default --sizes 160 --flip 1 --scales 1 0.8,1.4 0.8,1.2 \
+        --gains 1.08 1.13
+
+Scales are comma-separated multipliers of the working size (multi-scale averaging, see
+``tinct.Colorizer``); gains replace the model's stored chroma gain.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--limit", type=int, default=None, help="every k-th photo so that about this many are used")
     ap.add_argument("--flip", type=int, nargs="+", default=[0], help="test-time flip averaging off (0) / on (1)")
+    ap.add_argument("--scales", nargs="+", default=None,
+                    help="scale sets, each comma-separated (e.g. 1 0.8,1.4); default: the model's own")
+    ap.add_argument("--gains", type=float, nargs="+", default=None, help="chroma gains; default: the model's own")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -46,23 +54,32 @@ def main() -> None:
         greys.append((L, Photo(pixels=neutral_from_l(L.numpy()), alpha=None, name="", is_gray=True)))
     cf_truth = np.mean([metrics.colourfulness(t) for t in truths])
     print(f"{len(photos)} photos, CF(originals) = {cf_truth:.2f}")
-    print("size  T     flip PSNR    SSIM    AUC     CF     |dCF|  dE00")
+    scale_sets = [tuple(float(v) for v in spec.split(",")) for spec in args.scales] if args.scales else [col.scales]
+    gains = args.gains or [col.chroma_gain]
+    print("size  T     flip scales       gain  PSNR    SSIM    AUC     CF     |dCF|  dE00    top-1")
+    probe = metrics.EfficientNetProbe()
+    top1 = lambda images: np.concatenate([probe(images[k:k + 32])[0] for k in range(0, len(images), 32)])  # noqa: E731
+    top1_truth = top1(truths)
     g = np.array([(metrics.psnr(grey.rgb, t), metrics.ssim(grey.rgb, t), metrics.auc_ab(grey.rgb, t), 0.0,
                    metrics.ciede2000(grey.rgb, t)) for (_, grey), t in zip(greys, truths)])
-    print(f"grey             {g[:, 0].mean():.3f}  {g[:, 1].mean():.4f}  {g[:, 2].mean():.4f}  0.00  {cf_truth:.2f}  "
-          f"{g[:, 4].mean():.2f}", flush=True)
-    for size, temp, flip in itertools.product(args.sizes, args.temperatures, args.flip):
-        col.flip = bool(flip)
-        rows = []
+    print(f"grey                               {g[:, 0].mean():.3f}  {g[:, 1].mean():.4f}  {g[:, 2].mean():.4f}  0.00  "
+          f"{cf_truth:.2f}  {g[:, 4].mean():.2f}  {(top1([grey.rgb for _, grey in greys]) == top1_truth).mean():.3f}",
+          flush=True)
+    for size, temp, flip, scales, gain in itertools.product(args.sizes, args.temperatures, args.flip, scale_sets, gains):
+        col.flip, col.scales, col.chroma_gain = bool(flip), tuple(sorted(scales, reverse=True)), gain
+        rows, outs = [], []
         for (L, grey), truth in zip(greys, truths):
             ab = col.predict_ab_batched([L], size, temp, 1)[0]
             out = np.asarray(col.render(L, ab), dtype=np.float32) / 255.0
+            outs.append(out)
             rows.append((metrics.psnr(out, truth), metrics.ssim(out, truth), metrics.auc_ab(out, truth),
                          metrics.colourfulness(out), metrics.ciede2000(out, truth)))
         r = np.array(rows)
         cf = r[:, 3].mean()
-        print(f"{size:<5} {temp:<5.2f} {flip:<4} {r[:, 0].mean():.3f}  {r[:, 1].mean():.4f}  {r[:, 2].mean():.4f}  "
-              f"{cf:.2f}  {abs(cf - cf_truth):.2f}  {r[:, 4].mean():.2f}", flush=True)
+        agree = (top1(outs) == top1_truth).mean()
+        print(f"{size:<5} {temp:<5.2f} {flip:<4} {','.join(f'{v:g}' for v in scales):<12} {gain:<5.2f} "
+              f"{r[:, 0].mean():.3f}  {r[:, 1].mean():.4f}  {r[:, 2].mean():.4f}  {cf:.2f}  {abs(cf - cf_truth):.2f}  "
+              f"{r[:, 4].mean():.2f}  {agree:.3f}", flush=True)
 
 
 if __name__ == "__main__":

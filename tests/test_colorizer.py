@@ -67,6 +67,33 @@ def test_chroma_gain_from_checkpoint_scales_ab(tmp_path, tiny_colorizer):
         torch.testing.assert_close(gained.predict_ab(L), 1.5 * plain, rtol=1e-4, atol=1e-3)
 
 
+def test_scales_average_raw_outputs_before_decoding(tmp_path, tiny_colorizer):
+    """meta scales: one pass per working size, logits averaged on the largest grid, then decoded once."""
+    import torch.nn.functional as F
+
+    path = tmp_path / "scales.safetensors"
+    checkpoint.save(path, tiny_colorizer.model, tiny_colorizer.meta | {"scales": [0.5, 1.5, 1.0]})
+    multi = Colorizer.load(path, backend="torch")
+    assert multi.working_sizes(None) == [96, 64, 32] and multi.working_sizes(128) == [192, 128, 64]
+    L = Colorizer.luminance(np.asarray(make_photo(90, 60).convert("L")))
+    raws = [multi.predict_raw(Colorizer.resize(L[None, None], multi.working_shape(60, 90, s))) for s in (96, 64, 32)]
+    grid = raws[0].shape[-2:]
+    mean = sum(F.interpolate(r, size=grid, mode="bilinear", align_corners=False) for r in raws) / 3
+    ab = multi.predict_ab_batched([L], None, None, 1)[0]
+    assert ab.shape[-2:] == grid
+    torch.testing.assert_close(ab, multi.decode(mean)[0])
+    single = tiny_colorizer.predict_ab_batched([L], None, None, 1)[0]
+    assert single.shape[-2:] == raws[1].shape[-2:] and (ab.shape[-1] > single.shape[-1])
+    assert multi.colorize(make_photo(90, 60).convert("L")).size == (90, 60)
+
+
+def test_bad_scales_are_refused(tmp_path, tiny_colorizer):
+    path = tmp_path / "bad.safetensors"
+    checkpoint.save(path, tiny_colorizer.model, tiny_colorizer.meta | {"scales": [1.0, 0.0]})
+    with pytest.raises(ValueError, match="scales must be positive"):
+        Colorizer.load(path, backend="torch")
+
+
 def test_alpha_carried_over(tiny_colorizer):
     im = make_photo(40, 30).convert("RGBA")
     alpha = np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))

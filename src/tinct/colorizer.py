@@ -82,6 +82,12 @@ class Colorizer:
         # Test-time flip averaging: the network also sees the mirrored photo and the two
         # raw outputs are averaged (twice the network time; set in the checkpoint's meta).
         self.flip = bool(self.meta.get("flip", False))
+        # Multi-scale averaging: the network also sees the photo at other working sizes
+        # (multipliers of ``size``); the raw outputs (logits, for distribution models) are
+        # resized to the largest size's grid and averaged before decoding. One pass per scale.
+        self.scales = tuple(sorted((float(s) for s in self.meta.get("scales", (1.0,))), reverse=True))
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales must be positive multipliers of the working size, got {self.meta.get('scales')!r}")
         # Calibration stored with the model: predicted ab are multiplied by this gain (chosen
         # on validation photos so the outputs are as colourful as real ones); the user's
         # ``saturation`` multiplies on top, so saturation 1 means "as the model is calibrated".
@@ -177,8 +183,27 @@ class Colorizer:
             hh, ww = max(self.stride, int(hh * t) // self.stride * self.stride), max(self.stride, int(ww * t) // self.stride * self.stride)
         return hh, ww
 
+    def working_sizes(self, size: int | None) -> list[int]:
+        """The working sizes the network sees for ``size`` (one per scale, largest first)."""
+        size = int(size or self.size)
+        return [size if s == 1.0 else max(self.stride, int(round(size * s))) for s in self.scales]
+
     def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int) -> list[torch.Tensor]:
-        """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes."""
+        """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes.
+
+        With several scales, the raw outputs of each are resized to the largest scale's
+        output grid and averaged, then decoded once.
+        """
+        sizes = self.working_sizes(size)
+        total = self.predict_raw_batched(L_full, sizes[0], batch_size)
+        for s in sizes[1:]:
+            raw = self.predict_raw_batched(L_full, s, batch_size)
+            total = [t + F.interpolate(r[None], size=t.shape[-2:], mode="bilinear", align_corners=False)[0]
+                     for t, r in zip(total, raw)]
+        return [self.decode((t / len(sizes))[None], temperature)[0] for t in total]
+
+    def predict_raw_batched(self, L_full: list[torch.Tensor], size: int, batch_size: int) -> list[torch.Tensor]:
+        """Full-resolution L's -> the network's raw output at working size ``size``, one tensor each."""
         shapes = [self.working_shape(*L.shape, size) for L in L_full]
         out: list[torch.Tensor | None] = [None] * len(L_full)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -188,9 +213,9 @@ class Colorizer:
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k:k + batch_size]
                 L_small = torch.stack([self.resize(L_full[i][None, None], shape)[0] for i in chunk])
-                ab_small = self.predict_ab(L_small, temperature)
+                raw = self.predict_raw(L_small)
                 for j, i in enumerate(chunk):
-                    out[i] = ab_small[j]
+                    out[i] = raw[j]
         return out
 
     @staticmethod
@@ -199,15 +224,22 @@ class Colorizer:
         down = shape[0] < x.shape[-2] or shape[1] < x.shape[-1]
         return F.interpolate(x, size=shape, mode="bilinear", align_corners=False, antialias=down)
 
-    @torch.no_grad()
     def predict_ab(self, L: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """Network step: L ``(B, 1, h, w)`` in [0, 100] -> ab ``(B, 2, h', w')`` in Lab units."""
+        """Network step at one working size: L ``(B, 1, h, w)`` in [0, 100] -> ab ``(B, 2, h', w')`` in Lab units."""
+        return self.decode(self.predict_raw(L), temperature)
+
+    @torch.no_grad()
+    def predict_raw(self, L: torch.Tensor) -> torch.Tensor:
+        """L ``(B, 1, h, w)`` in [0, 100] -> the network's raw output, flip-averaged when the model says so."""
         x = color.normalize_l(L).float()
-        if self.flip:
-            y = self.net(torch.cat([x, x.flip(-1)]))
-            y = 0.5 * (y[: len(x)] + y[len(x):].flip(-1))
-        else:
-            y = self.net(x)
+        if not self.flip:
+            return self.net(x)
+        y = self.net(torch.cat([x, x.flip(-1)]))
+        return 0.5 * (y[: len(x)] + y[len(x):].flip(-1))
+
+    @torch.no_grad()
+    def decode(self, y: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Raw network output ``(B, C, h', w')`` -> ab ``(B, 2, h', w')`` in Lab units, calibrated."""
         if self.output.startswith("bins"):
             ab = color.annealed_mean(y, self.centers, temperature or self.temperature)
         elif self.output == "ab":

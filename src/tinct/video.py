@@ -176,8 +176,9 @@ class FrameColorizer:
     def predict(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """uint8 RGB ``(H, W, 3)`` -> full L ``(H, W)``, working-size L ``(hh, ww)``, raw ab ``(2, h, w)``."""
         L = Colorizer.luminance(rgb)
-        L_small = Colorizer.resize(L[None, None], self.colorizer.working_shape(*L.shape, self.size))
-        ab = self.colorizer.predict_ab(L_small)[0]
+        col = self.colorizer
+        L_small = Colorizer.resize(L[None, None], col.working_shape(*L.shape, col.working_sizes(self.size)[0]))
+        ab = col.predict_ab_batched([L], self.size, None, 1)[0]  # every scale, as tinct colorize does
         return L, L_small[0, 0].numpy(), ab.numpy()
 
     def compose(self, L: torch.Tensor, ab: np.ndarray) -> np.ndarray:
