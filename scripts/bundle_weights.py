@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/bundle_weights.py runs/default/final.safetensors --size 160 --temperature 0.38 --flip \
-        --scales 0.8 1 1.2 --chroma-gain 1.12 --out src/tinct/weights/default.safetensors
+        --scales 0.8 1.4 --chroma-gain 1.13 --out src/tinct/weights/default.safetensors
 """
 
 from __future__ import annotations

@@ -31,8 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     truths = [load_truth(p, args.crop) for p in find_photos(args.data)]
     probe = metrics.EfficientNetProbe()
-    top1 = lambda images: np.concatenate([probe(images[k:k + 32])[0] for k in range(0, len(images), 32)])  # noqa: E731
-    top1_truth = top1(truths)
+    top1_truth = probe.top1(truths)
     print(f"{len(truths)} photos\ngrid  chroma  top-1  PSNR")
     for grid in args.grids:
         for k in args.chroma:
@@ -43,7 +42,7 @@ def main() -> None:
                 wide = F.interpolate(ab[None], size=lab.shape[-2:], mode="bilinear", align_corners=False)[0]
                 rgb = Colorizer.compose(lab[0, 0], wide)  # as tinct composes: own L, upsampled ab
                 outs.append(np.floor(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.float32) / 255)
-            agree = (top1(outs) == top1_truth).mean()
+            agree = (probe.top1(outs) == top1_truth).mean()
             psnr = np.mean([metrics.psnr(o, t) for o, t in zip(outs, truths)])
             print(f"{grid:<5} {k:<7.2f} {agree:.3f}  {psnr:.2f}", flush=True)
 

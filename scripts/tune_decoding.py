@@ -58,15 +58,14 @@ def main() -> None:
     gains = args.gains or [col.chroma_gain]
     print("size  T     flip scales       gain  PSNR    SSIM    AUC     CF     |dCF|  dE00    top-1")
     probe = metrics.EfficientNetProbe()
-    top1 = lambda images: np.concatenate([probe(images[k:k + 32])[0] for k in range(0, len(images), 32)])  # noqa: E731
-    top1_truth = top1(truths)
+    top1_truth = probe.top1(truths)
     g = np.array([(metrics.psnr(grey.rgb, t), metrics.ssim(grey.rgb, t), metrics.auc_ab(grey.rgb, t), 0.0,
                    metrics.ciede2000(grey.rgb, t)) for (_, grey), t in zip(greys, truths)])
     print(f"grey                               {g[:, 0].mean():.3f}  {g[:, 1].mean():.4f}  {g[:, 2].mean():.4f}  0.00  "
-          f"{cf_truth:.2f}  {g[:, 4].mean():.2f}  {(top1([grey.rgb for _, grey in greys]) == top1_truth).mean():.3f}",
+          f"{cf_truth:.2f}  {g[:, 4].mean():.2f}  {(probe.top1([grey.rgb for _, grey in greys]) == top1_truth).mean():.3f}",
           flush=True)
     for size, temp, flip, scales, gain in itertools.product(args.sizes, args.temperatures, args.flip, scale_sets, gains):
-        col.flip, col.scales, col.chroma_gain = bool(flip), tuple(sorted(scales, reverse=True)), gain
+        col.flip, col.scales, col.chroma_gain = bool(flip), scales, gain
         rows, outs = [], []
         for (L, grey), truth in zip(greys, truths):
             ab = col.predict_ab_batched([L], size, temp, 1)[0]
@@ -76,7 +75,7 @@ def main() -> None:
                          metrics.colourfulness(out), metrics.ciede2000(out, truth)))
         r = np.array(rows)
         cf = r[:, 3].mean()
-        agree = (top1(outs) == top1_truth).mean()
+        agree = (probe.top1(outs) == top1_truth).mean()
         print(f"{size:<5} {temp:<5.2f} {flip:<4} {','.join(f'{v:g}' for v in scales):<12} {gain:<5.2f} "
               f"{r[:, 0].mean():.3f}  {r[:, 1].mean():.4f}  {r[:, 2].mean():.4f}  {cf:.2f}  {abs(cf - cf_truth):.2f}  "
               f"{r[:, 4].mean():.2f}  {agree:.3f}", flush=True)

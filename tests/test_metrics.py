@@ -159,6 +159,15 @@ def test_efficientnet_probe_shapes_and_determinism(photo):
     np.testing.assert_array_equal(feats, feats2)
 
 
+def test_probe_top1_in_chunks_matches_one_batch(photo):
+    probe = metrics.EfficientNetProbe()
+    rng = np.random.default_rng(3)
+    images = [photo, photo[::-1], rng.random((40, 56, 3)), photo[:, ::-1], rng.random((64, 64, 3))]
+    np.testing.assert_array_equal(probe.top1(images, batch_size=2), probe(images)[0])
+    with pytest.raises(ValueError):
+        probe.top1([])
+
+
 def test_probe_preprocess_range_and_size(photo):
     x = metrics.EfficientNetProbe.preprocess(photo)
     assert tuple(x.shape) == (3, 224, 224)

@@ -85,7 +85,7 @@ class Colorizer:
         # Multi-scale averaging: the network also sees the photo at other working sizes
         # (multipliers of ``size``); the raw outputs (logits, for distribution models) are
         # resized to the largest size's grid and averaged before decoding. One pass per scale.
-        self.scales = tuple(sorted((float(s) for s in self.meta.get("scales", (1.0,))), reverse=True))
+        self.scales = tuple(float(s) for s in self.meta.get("scales", (1.0,)))
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales must be positive multipliers of the working size, got {self.meta.get('scales')!r}")
         # Calibration stored with the model: predicted ab are multiplied by this gain (chosen
@@ -186,7 +186,7 @@ class Colorizer:
     def working_sizes(self, size: int | None) -> list[int]:
         """The working sizes the network sees for ``size`` (one per scale, largest first)."""
         size = int(size or self.size)
-        return [size if s == 1.0 else max(self.stride, int(round(size * s))) for s in self.scales]
+        return [size if s == 1.0 else max(self.stride, int(round(size * s))) for s in sorted(self.scales, reverse=True)]
 
     def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int) -> list[torch.Tensor]:
         """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes.

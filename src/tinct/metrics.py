@@ -213,6 +213,12 @@ class EfficientNetProbe:
         logits = net._fc(feats)  # (B, 1000); dropout is inactive in eval mode
         return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
 
+    def top1(self, images: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Top-1 ImageNet class of each image, ``batch_size`` at a time (bounded memory)."""
+        if not len(images):
+            raise ValueError("EfficientNetProbe needs at least one image")
+        return np.concatenate([self(images[k:k + batch_size])[0] for k in range(0, len(images), batch_size)])
+
 
 def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (as in FID).
