@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from tinct import Colorizer, color, metrics
-from tinct.evaluate import find_photos, load_truth
+from tinct.evaluate import find_photos, load_truth, quantize
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
                 ab = F.interpolate(lab[:, 1:], size=(grid, grid), mode="area")[0] * k
                 wide = F.interpolate(ab[None], size=lab.shape[-2:], mode="bilinear", align_corners=False)[0]
                 rgb = Colorizer.compose(lab[0, 0], wide)  # as tinct composes: own L, upsampled ab
-                outs.append(np.floor(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.float32) / 255)
+                outs.append(quantize(rgb))
             agree = (probe.top1(outs) == top1_truth).mean()
             psnr = np.mean([metrics.psnr(o, t) for o, t in zip(outs, truths)])
             print(f"{grid:<5} {k:<7.2f} {agree:.3f}  {psnr:.2f}", flush=True)

@@ -135,9 +135,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="default: OUT/cache_<size>.npy")
     ap.add_argument("--cache-size", type=int, default=144)
     ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--work-size", type=int, default=None,
+    ap.add_argument("--work-size", type=int, nargs="+", default=None,
                     help="the network's input side: each crop's L is resized to it (with tinct.Colorizer.resize, "
-                         "as at inference) while the semantic loss sees the crop at full size; default: the crop")
+                         "as at inference) while the semantic loss sees the crop at full size; several sizes: "
+                         "each step draws one (as multi-scale inference runs the network at each); default: the crop")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4500)
     ap.add_argument("--lr", type=float, default=1e-3, help="decoder; the pretrained encoder gets lr/3")
@@ -194,7 +195,7 @@ def main() -> None:
     meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache), "init": str(args.init)}}
     log = open(out / "log.csv", "a")
     teacher = SemanticTeacher(args.sem_size) if args.sem_weight > 0 else None
-    work = args.work_size or args.crop
+    works = args.work_size or [args.crop]
     model.train()
     t0, seen, run_loss = time.time(), 0, 0.0
     parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0}
@@ -203,6 +204,7 @@ def main() -> None:
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * lr_scale
         lab = sample_batch(cache, rng, args.batch, args.crop)
+        work = works[0] if len(works) == 1 else int(works[rng.integers(len(works))])
         L_in = lab[:, :1]
         if work != args.crop:  # the network sees the crop at the working size, resized as at inference
             L_in = Colorizer.resize(L_in, (work, work))

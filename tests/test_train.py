@@ -421,11 +421,11 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
 
 def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
     """scripts/train_default.py (the bundled model's trainer) with every loss on and the
-    network at a working size below the crop: it trains, resumes where it stopped, and its
+    network at working sizes drawn per step (one below the crop, one equal): it trains, resumes where it stopped, and its
     weights colorize a photo."""
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
-           "--cache-size", "72", "--crop", "64", "--work-size", "32", "--batch", "2", "--threads", "1",
+           "--cache-size", "72", "--crop", "64", "--work-size", "32", "64", "--batch", "2", "--threads", "1",
            "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10"]
     first = subprocess.run(cmd + ["--steps", "1"], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
