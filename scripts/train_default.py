@@ -204,6 +204,7 @@ def main() -> None:
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * lr_scale
         lab = sample_batch(cache, rng, args.batch, args.crop)
+        # One size draws nothing, so single-size runs keep the random stream of earlier recipes.
         work = works[0] if len(works) == 1 else int(works[rng.integers(len(works))])
         L_in = lab[:, :1]
         if work != args.crop:  # the network sees the crop at the working size, resized as at inference

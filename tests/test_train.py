@@ -421,8 +421,8 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
 
 def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
     """scripts/train_default.py (the bundled model's trainer) with every loss on and the
-    network at working sizes drawn per step (one below the crop, one equal): it trains, resumes where it stopped, and its
-    weights colorize a photo."""
+    network at working sizes drawn per step (one below the crop, one equal): it trains,
+    resumes where it stopped, and its weights colorize a photo."""
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
            "--cache-size", "72", "--crop", "64", "--work-size", "32", "64", "--batch", "2", "--threads", "1",
