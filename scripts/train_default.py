@@ -98,27 +98,45 @@ def rebalanced_ce(logits, target, weights):
 
 
 class SemanticTeacher(torch.nn.Module):
-    """Frozen ImageNet EfficientNet-Lite0 classifier: how far the colorized crop's class
-    distribution is from the original's (KL divergence), as in ChromaGAN's class-distribution
-    loss but measured on the colorized output, so the gradient asks for colours that let the
-    classifier see what it sees in the real photo."""
+    """Frozen ImageNet EfficientNet-Lite0 classifier comparing the colorized crop with the original.
+
+    ``sem``: how far the colorized crop's class distribution is from the original's (KL
+    divergence), as in ChromaGAN's class-distribution loss but measured on the colorized
+    output, so the gradient asks for colours that let the classifier see what it sees in the
+    real photo. ``feat``: a perceptual loss in this network's own features (L1 distance at
+    strides 8, 16 and 32, each divided by the original's mean magnitude there), a denser
+    signal than the 1,000 class probabilities and far cheaper on a CPU than VGG.
+    """
 
     def __init__(self, size: int):
         super().__init__()
-        from tinct.models.effunet import load_efficientnet_lite0
+        from tinct.models.effunet import _TAPS, load_efficientnet_lite0
 
         self.net = load_efficientnet_lite0(pretrained=True).eval().requires_grad_(False)
         self.size = size
+        self.taps = {_TAPS[stride] for stride in (8, 16, 32)}  # the last block at each of these strides
 
-    def logits(self, rgb: torch.Tensor) -> torch.Tensor:
+    def run(self, rgb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """RGB in [0, 1] -> (logits, features at the taps)."""
+        net = self.net
         x = F.interpolate(rgb.clamp(0, 1), size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = ((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
-        return self.net._fc(self.net.extract_features(x).mean((2, 3)))
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        taps = []
+        for i, block in enumerate(net._blocks):
+            x = block(x)
+            if i in self.taps:
+                taps.append(x)
+        head = net._swish(net._bn1(net._conv_head(x)))
+        return net._fc(head.mean((2, 3))), taps
 
-    def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> torch.Tensor:
+    def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            p_true = F.softmax(self.logits(rgb_true), 1)
-        return F.kl_div(F.log_softmax(self.logits(rgb_out), 1), p_true, reduction="batchmean")
+            logits_true, taps_true = self.run(rgb_true)
+        logits_out, taps_out = self.run(rgb_out)
+        kl = F.kl_div(F.log_softmax(logits_out, 1), F.softmax(logits_true, 1), reduction="batchmean")
+        feat = sum((o - t).abs().mean() / t.abs().mean().clamp(min=1e-6) for o, t in zip(taps_out, taps_true))
+        return {"sem": kl, "feat": feat / len(taps_true)}
 
 
 def decode_rgb(logits, L, centers, temperature):
@@ -153,6 +171,9 @@ def main() -> None:
                     help="weight of the semantic-consistency loss (frozen EfficientNet-Lite0 classifier, KL between "
                          "its class distributions on the colorized and the original crop); 0 = off")
     ap.add_argument("--sem-size", type=int, default=160, help="the classifier's input size for that loss")
+    ap.add_argument("--feat-weight", type=float, default=0.0,
+                    help="weight of a perceptual loss in the same classifier's features (L1 at strides 8, 16 "
+                         "and 32, each relative to the original's magnitude); 0 = off")
     ap.add_argument("--l1-weight", type=float, default=0.0,
                     help="weight of an L1 loss between the annealed-mean ab (at --temperature) and the truth, "
                          "in normalised ab units; 0 = off")
@@ -194,11 +215,11 @@ def main() -> None:
 
     meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache), "init": str(args.init)}}
     log = open(out / "log.csv", "a")
-    teacher = SemanticTeacher(args.sem_size) if args.sem_weight > 0 else None
+    teacher = SemanticTeacher(args.sem_size) if args.sem_weight > 0 or args.feat_weight > 0 else None
     works = args.work_size or [args.crop]
     model.train()
     t0, seen, run_loss = time.time(), 0, 0.0
-    parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0}
+    parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0, "feat": 0.0}
     while step < args.steps:
         lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > args.warmup else (step + 1) / (args.warmup + 1)
         for g, lr in zip(opt.param_groups, base_lrs):
@@ -222,9 +243,10 @@ def main() -> None:
                 loss = loss + args.l1_weight * l1
                 parts["l1"] += l1.item()
             if teacher is not None:
-                sem = teacher(rgb_out, color.lab_to_rgb(lab))
-                loss = loss + args.sem_weight * sem
-                parts["sem"] += sem.item()
+                judged = teacher(rgb_out, color.lab_to_rgb(lab))
+                loss = loss + args.sem_weight * judged["sem"] + args.feat_weight * judged["feat"]
+                parts["sem"] += judged["sem"].item()
+                parts["feat"] += judged["feat"].item()
         if not torch.isfinite(loss):
             raise SystemExit(f"loss became {loss.item()} at step {step}; last good checkpoint: {last}")
         opt.zero_grad(set_to_none=True)
@@ -238,7 +260,7 @@ def main() -> None:
             shown = " ".join(f"{k} {v / 25:.4f}" for k, v in parts.items() if v)
             print(f"step {step}/{args.steps} loss {run_loss / 25:.4f} ({shown}) {rate:.1f} img/s", flush=True)
             log.write(f"{step},{run_loss / 25:.5f},{rate:.2f},{time.time():.0f},"
-                      + ",".join(f"{parts[k] / 25:.5f}" for k in ("ce", "sem", "l1")) + "\n")
+                      + ",".join(f"{parts[k] / 25:.5f}" for k in ("ce", "sem", "l1", "feat")) + "\n")
             log.flush()
             run_loss, parts = 0.0, dict.fromkeys(parts, 0.0)
         if step % args.save_every == 0 or step == args.steps:

@@ -426,7 +426,8 @@ def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
            "--cache-size", "72", "--crop", "64", "--work-size", "32", "64", "--batch", "2", "--threads", "1",
-           "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10"]
+           "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10",
+           "--feat-weight", "1"]
     first = subprocess.run(cmd + ["--steps", "1"], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
     assert int(checkpoint.read(out / "last.pt")["step"]) == 1
@@ -436,3 +437,22 @@ def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
     assert int(checkpoint.read(out / "last.pt")["step"]) == 2
     rgb = Colorizer.load(out / "final.safetensors", backend="torch").colorize(make_photo(48, 40, seed=3).convert("L"), size=32)
     assert np.asarray(rgb).shape == (40, 48, 3)
+
+
+def test_train_default_semantic_teacher_losses():
+    """The teacher's two losses vanish when the colorized crop is the original, grow when its
+    colour is removed, and pass gradients back to the colours."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_default", ROOT / "scripts" / "train_default.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    teacher = module.SemanticTeacher(64)
+    rgb = torch.from_numpy(np.asarray(make_photo(64, 64, seed=5), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    same = teacher(rgb, rgb)
+    assert same["sem"].abs().item() < 1e-5 and same["feat"].item() < 1e-6
+    grey = rgb.mean(1, keepdim=True).expand(-1, 3, -1, -1).clone().requires_grad_(True)
+    apart = teacher(grey, rgb)
+    assert apart["feat"].item() > 0.01 and apart["sem"].item() >= 0
+    (apart["sem"] + apart["feat"]).backward()
+    assert grey.grad is not None and grey.grad.abs().sum().item() > 0
