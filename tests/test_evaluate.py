@@ -89,7 +89,7 @@ def _results_with_perfect_model() -> evaluate.Results:
         for m, psnr in (("perfect", math.inf), ("other", 20.0)):
             row = {"photo": photo, "model": m, "psnr": psnr, "ssim": 1.0 if m == "perfect" else 0.5,
                    "auc_ab": 1.0, "cf": 10.0, "cf_gt": 10.0, "dcf": 0.0, "ciede2000": 0.0,
-                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1}
+                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1, "top1_conf_gt": 0.5}
             res.rows.append(row)
     res.seconds = {"perfect": [0.01, 0.02], "other": [0.03, 0.03]}
     res.frechet = {"perfect": 0.0, "other": 3.0}
@@ -134,6 +134,9 @@ def test_cli_evaluate_end_to_end(data, tiny_model, tmp_path):
         assert float(r["dcf"]) == pytest.approx(abs(float(r["cf"]) - float(r["cf_gt"])), abs=1e-5)
         if r["model"] == "gray":
             assert float(r["cf"]) == 0.0
+    for p in ("photo0.png", "photo1.png", "sub/photo2.png"):  # the original's confidence: one value per photo
+        confs = {r["top1_conf_gt"] for r in rows if r["photo"] == p}
+        assert len(confs) == 1 and 0 < float(confs.pop()) <= 1
     assert len(_read_csv(out / "timing.csv")) == 9
 
     summary = json.loads((out / "summary.json").read_text())
@@ -195,3 +198,24 @@ def test_unreadable_photo_is_reported_not_fatal(tmp_path, capsys):
     assert "broken.jpg" in capsys.readouterr().err
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["n_photos"] == 3 and len(summary["failures"]) == 1
+
+
+def test_top1_by_confidence_script_splits_agreement(tmp_path):
+    """Four photos, two under and two over confidence 0.4: the script's cells are the
+    per-bin means of top1_agree, with counts, for each model."""
+    import subprocess
+    import sys
+
+    csv_path = tmp_path / "metrics.csv"
+    lines = ["photo,model,top1_agree,top1_conf_gt"]
+    for photo, conf, a, b in (("p0", 0.1, 0, 1), ("p1", 0.3, 1, 1), ("p2", 0.5, 1, 0), ("p3", 1.0, 1, 1)):
+        lines += [f"{photo},A,{a},{conf}", f"{photo},B,{b},{conf}"]
+    csv_path.write_text("\n".join(lines) + "\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "top1_by_confidence.py"
+    out = subprocess.run([sys.executable, str(script), str(csv_path), "--edges", "0", "0.4", "1"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "0.500 (n 2)" in rows["A"] and "1.000 (n 2)" in rows["A"] and rows["A"].endswith("0.750")
+    assert "1.000 (n 2)" in rows["B"] and "0.500 (n 2)" in rows["B"] and rows["B"].endswith("0.750")
+    assert rows["A"].index("0.500") < rows["A"].index("1.000")  # low-confidence bin first
+    assert rows["B"].index("1.000") < rows["B"].index("0.500")

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from tinct import metrics
 
@@ -166,6 +167,18 @@ def test_probe_top1_in_chunks_matches_one_batch(photo):
     np.testing.assert_array_equal(probe.top1(images, batch_size=2), probe(images)[0])
     with pytest.raises(ValueError):
         probe.top1([])
+
+
+def test_probe_confidence_is_the_softmax_of_its_label(photo):
+    probe = metrics.EfficientNetProbe()
+    images = [photo, photo[::-1], np.full((48, 48, 3), 0.5)]
+    labels, conf, feats = probe.classify(images)
+    with torch.no_grad():
+        probs = torch.softmax(probe.net._fc(torch.from_numpy(feats).float()), 1).numpy()
+    np.testing.assert_array_equal(labels, probs.argmax(1))
+    np.testing.assert_allclose(conf, probs.max(1), rtol=1e-5)
+    assert ((0 < conf) & (conf <= 1)).all()
+    np.testing.assert_array_equal(probe(images)[0], labels)
 
 
 def test_probe_preprocess_range_and_size(photo):

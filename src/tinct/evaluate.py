@@ -38,7 +38,7 @@ MIN_SIDE = 11  # SSIM's Gaussian window needs 11x11 pixels
 
 # Per-image metric columns of metrics.csv, in order (see docs/EVALUATION.md).
 METRIC_COLUMNS = ("psnr", "ssim", "auc_ab", "cf", "cf_gt", "dcf", "ciede2000", "hist_intersection",
-                  "top1", "top1_gt", "top1_agree")
+                  "top1", "top1_gt", "top1_agree", "top1_conf_gt")
 
 
 
@@ -234,13 +234,14 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
             t0 = time.perf_counter()
             outputs[name] = fn(gray)
             res.seconds[name].append(time.perf_counter() - t0)
-        labels, f = probe([truth, *outputs.values()])  # (1 + M,), (1 + M, 1280)
+        labels, conf, f = probe.classify([truth, *outputs.values()])  # (1 + M,), (1 + M,), (1 + M, 1280)
         for k, name in enumerate(["<truth>", *names]):
             feats[name].append(f[k])
         cf_truth = metrics.colourfulness(truth)
         for k, name in enumerate(names, start=1):
             row = {"photo": photo_id, "model": name, **image_metrics(outputs[name], truth, cf_truth)}
-            row.update(top1=int(labels[k]), top1_gt=int(labels[0]), top1_agree=int(labels[k] == labels[0]))
+            row.update(top1=int(labels[k]), top1_gt=int(labels[0]), top1_agree=int(labels[k] == labels[0]),
+                       top1_conf_gt=float(conf[0]))
             res.rows.append(row)
         pid = f"p{i:04d}"
         res.photos.append(photo_id)

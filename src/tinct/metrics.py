@@ -194,14 +194,16 @@ class EfficientNetProbe:
         return (x[0].clamp(0, 1) - 0.5) / 0.5
 
     @torch.no_grad()
-    def __call__(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Top-1 ImageNet class and pooled features of a batch.
+    def classify(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-1 ImageNet class, its softmax probability, and pooled features of a batch.
 
         Args:
             images: float RGB ``(H, W, 3)`` in [0, 1], any sizes.
 
         Returns:
             labels: int64 ``(B,)`` ImageNet class indices in [0, 1000).
+            confidence: float64 ``(B,)`` the softmax probability of that class (how sure
+                the judge is).
             features: float64 ``(B, 1280)``, the global average of the last conv layer
                 (the classifier's input).
         """
@@ -211,7 +213,14 @@ class EfficientNetProbe:
         net = self.net
         feats = net.extract_features(x).mean((2, 3))  # (B, 1280)
         logits = net._fc(feats)  # (B, 1000); dropout is inactive in eval mode
-        return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
+        confidence, labels = F.softmax(logits, 1).max(1)
+        return labels.cpu().numpy(), confidence.double().cpu().numpy(), feats.double().cpu().numpy()
+
+    def __call__(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Top-1 ImageNet class ``(B,)`` and pooled features ``(B, 1280)``: :meth:`classify`
+        without the confidence."""
+        labels, _, feats = self.classify(images)
+        return labels, feats
 
     def top1(self, images: list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """Top-1 ImageNet class of each image, ``batch_size`` at a time (bounded memory)."""
