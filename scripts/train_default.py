@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tinct import Colorizer, checkpoint, color
+from tinct.losses import GANLoss
 from tinct.models import create_model
 
 EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -146,6 +147,15 @@ def decode_rgb(logits, L, centers, temperature):
     return color.lab_to_rgb(torch.cat([L, ab_full], 1)), ab
 
 
+def critic_input(L: torch.Tensor, ab_low: torch.Tensor, size: int) -> torch.Tensor:
+    """What the PatchGAN critic sees: normalised L and ab at ``size``, ab coming from the
+    network's 1/4-resolution grid for real and colorized crops alike, so the critic judges
+    the choice of colours, not the resolution of ab (which the network cannot change)."""
+    L_s = F.interpolate(L, size=(size, size), mode="bilinear", align_corners=False)
+    ab_s = F.interpolate(ab_low, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.cat([color.normalize_l(L_s), color.normalize_ab(ab_s)], 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
@@ -177,7 +187,11 @@ def main() -> None:
     ap.add_argument("--l1-weight", type=float, default=0.0,
                     help="weight of an L1 loss between the annealed-mean ab (at --temperature) and the truth, "
                          "in normalised ab units; 0 = off")
-    ap.add_argument("--temperature", type=float, default=0.45, help="annealed-mean temperature of those two losses")
+    ap.add_argument("--adv-weight", type=float, default=0.0,
+                    help="weight of an adversarial loss (least squares) from a PatchGAN critic trained beside the "
+                         "model on (L, ab) of real and colorized crops; 0 = off")
+    ap.add_argument("--adv-size", type=int, default=128, help="the critic's input side")
+    ap.add_argument("--temperature", type=float, default=0.45, help="annealed-mean temperature of those losses")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -198,6 +212,11 @@ def main() -> None:
     dec = [p for p in model.parameters() if id(p) not in enc_ids]
     opt = torch.optim.AdamW([{"params": enc, "lr": args.lr / 3}, {"params": dec, "lr": args.lr}], weight_decay=1e-4)
     base_lrs = [g["lr"] for g in opt.param_groups]
+    critic = critic_opt = None
+    if args.adv_weight > 0:  # pix2pix's critic and optimiser settings
+        critic = create_model("patchgan", in_channels=3).to(memory_format=torch.channels_last)
+        critic_opt = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        gan_loss = GANLoss("lsgan")
     step = 0
     rng = np.random.default_rng(args.seed)
     last = out / "last.pt"
@@ -211,6 +230,9 @@ def main() -> None:
         step = int(blob["step"])
         rng.bit_generator.state = json.loads(blob["numpy_rng"])
         torch.set_rng_state(blob["torch_rng"])
+        if critic is not None and "critic" in blob:
+            critic.load_state_dict(blob["critic"])
+            critic_opt.load_state_dict(blob["critic_optimizer"])
         print(f"resumed from {last} at step {step}", flush=True)
 
     meta = {"temperature": 0.38, "size": 256, "trained_on": str(args.data), "recipe": vars(args) | {"data": str(args.data), "out": str(out), "cache": str(args.cache), "init": str(args.init)}}
@@ -219,7 +241,7 @@ def main() -> None:
     works = args.work_size or [args.crop]
     model.train()
     t0, seen, run_loss = time.time(), 0, 0.0
-    parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0, "feat": 0.0}
+    parts = {"ce": 0.0, "sem": 0.0, "l1": 0.0, "feat": 0.0, "adv": 0.0, "critic": 0.0}
     while step < args.steps:
         lr_scale = 0.5 * (1 + math.cos(math.pi * step / args.steps)) if step > args.warmup else (step + 1) / (args.warmup + 1)
         for g, lr in zip(opt.param_groups, base_lrs):
@@ -236,7 +258,7 @@ def main() -> None:
         logits = model(L_n)
         loss = ce = rebalanced_ce(logits, target, weights)
         parts["ce"] += ce.item()
-        if teacher is not None or args.l1_weight > 0:
+        if teacher is not None or args.l1_weight > 0 or critic is not None:
             rgb_out, ab = decode_rgb(logits, lab[:, :1], centers, args.temperature)
             if args.l1_weight > 0:
                 l1 = (color.normalize_ab(ab) - color.normalize_ab(ab_true)).abs().mean()
@@ -247,10 +269,22 @@ def main() -> None:
                 loss = loss + args.sem_weight * judged["sem"] + args.feat_weight * judged["feat"]
                 parts["sem"] += judged["sem"].item()
                 parts["feat"] += judged["feat"].item()
+            if critic is not None:
+                L_crop = lab[:, :1]
+                real = critic_input(L_crop, ab_true, args.adv_size).contiguous(memory_format=torch.channels_last)
+                fake = critic_input(L_crop, ab, args.adv_size).contiguous(memory_format=torch.channels_last)
+                critic_loss = 0.5 * (gan_loss(critic(real), True) + gan_loss(critic(fake.detach()), False))
+                critic_opt.zero_grad(set_to_none=True)
+                critic_loss.backward()
+                critic_opt.step()
+                adv = gan_loss(critic(fake), True)  # the model's side: look real to the updated critic
+                loss = loss + args.adv_weight * adv
+                parts["adv"] += adv.item()
+                parts["critic"] += critic_loss.item()
         if not torch.isfinite(loss):
             raise SystemExit(f"loss became {loss.item()} at step {step}; last good checkpoint: {last}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # the critic's own gradients from this pass are dropped at its next zero_grad
         opt.step()
         step += 1
         seen += args.batch
@@ -260,12 +294,14 @@ def main() -> None:
             shown = " ".join(f"{k} {v / 25:.4f}" for k, v in parts.items() if v)
             print(f"step {step}/{args.steps} loss {run_loss / 25:.4f} ({shown}) {rate:.1f} img/s", flush=True)
             log.write(f"{step},{run_loss / 25:.5f},{rate:.2f},{time.time():.0f},"
-                      + ",".join(f"{parts[k] / 25:.5f}" for k in ("ce", "sem", "l1", "feat")) + "\n")
+                      + ",".join(f"{parts[k] / 25:.5f}" for k in parts) + "\n")
             log.flush()
             run_loss, parts = 0.0, dict.fromkeys(parts, 0.0)
         if step % args.save_every == 0 or step == args.steps:
             extra = {"optimizer": opt.state_dict(), "step": step, "numpy_rng": json.dumps(rng.bit_generator.state),
                      "torch_rng": torch.get_rng_state()}
+            if critic is not None:
+                extra |= {"critic": critic.state_dict(), "critic_optimizer": critic_opt.state_dict()}
             checkpoint.save(last, model, meta | {"step": step}, **extra)
     checkpoint.save(out / "final.safetensors", model, meta | {"step": step})
     print("done", flush=True)

@@ -420,21 +420,28 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
 
 
 def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
-    """scripts/train_default.py (the bundled model's trainer) with every loss on and the
-    network at working sizes drawn per step (one below the crop, one equal): it trains,
-    resumes where it stopped, and its weights colorize a photo."""
+    """scripts/train_default.py (the bundled model's trainer) with every loss on (the
+    adversarial one included) and the network at working sizes drawn per step (one below the
+    crop, one equal): it trains, resumes where it stopped (critic too), and its weights
+    colorize a photo."""
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
            "--cache-size", "72", "--crop", "64", "--work-size", "32", "64", "--batch", "2", "--threads", "1",
            "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10",
-           "--feat-weight", "1"]
+           "--feat-weight", "1", "--adv-weight", "1", "--adv-size", "32"]
     first = subprocess.run(cmd + ["--steps", "1"], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
-    assert int(checkpoint.read(out / "last.pt")["step"]) == 1
+    blob = checkpoint.read(out / "last.pt")
+    assert int(blob["step"]) == 1
+    critic_1 = {k: v.clone() for k, v in blob["critic"].items()}
     second = subprocess.run(cmd + ["--steps", "2", "--resume"], capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
     assert "resumed from" in second.stdout and "at step 1" in second.stdout
-    assert int(checkpoint.read(out / "last.pt")["step"]) == 2
+    blob = checkpoint.read(out / "last.pt")
+    assert int(blob["step"]) == 2
+    # the critic was saved, resumed and trained on: its optimiser has taken two steps
+    assert blob["critic_optimizer"]["state"][0]["step"].item() == 2
+    assert any(not torch.equal(critic_1[k], v) for k, v in blob["critic"].items())
     rgb = Colorizer.load(out / "final.safetensors", backend="torch").colorize(make_photo(48, 40, seed=3).convert("L"), size=32)
     assert np.asarray(rgb).shape == (40, 48, 3)
 
