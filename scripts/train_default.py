@@ -273,10 +273,12 @@ def main() -> None:
                 L_crop = lab[:, :1]
                 real = critic_input(L_crop, ab_true, args.adv_size).contiguous(memory_format=torch.channels_last)
                 fake = critic_input(L_crop, ab, args.adv_size).contiguous(memory_format=torch.channels_last)
+                critic.requires_grad_(True)
                 critic_loss = 0.5 * (gan_loss(critic(real), True) + gan_loss(critic(fake.detach()), False))
                 critic_opt.zero_grad(set_to_none=True)
                 critic_loss.backward()
                 critic_opt.step()
+                critic.requires_grad_(False)  # frozen for the model's pass, as in tinct.tasks.GANTask
                 adv = gan_loss(critic(fake), True)  # the model's side: look real to the updated critic
                 loss = loss + args.adv_weight * adv
                 parts["adv"] += adv.item()
@@ -284,7 +286,7 @@ def main() -> None:
         if not torch.isfinite(loss):
             raise SystemExit(f"loss became {loss.item()} at step {step}; last good checkpoint: {last}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # the critic's own gradients from this pass are dropped at its next zero_grad
+        loss.backward()
         opt.step()
         step += 1
         seen += args.batch
