@@ -55,7 +55,7 @@ def test_temperature_changes_colourfulness(tiny_colorizer):
 
 
 def test_chroma_gain_from_checkpoint_scales_ab(tmp_path, tiny_colorizer):
-    """meta chroma_gain (set by scripts/bundle_weights.py) multiplies the predicted ab, on every backend."""
+    """meta chroma_gain (set by tinct calibrate) multiplies the predicted ab, on every backend."""
     path = tmp_path / "gain.safetensors"
     checkpoint.save(path, tiny_colorizer.model, tiny_colorizer.meta | {"chroma_gain": 1.5})
     L = torch.linspace(0, 100, 64 * 64).reshape(1, 1, 64, 64)

@@ -29,7 +29,7 @@ from tinct.train import TrainingError, run_recipe
 from conftest import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 # Tiny everything: 64 px crops (the pix2pix U-Net's minimum), batch 2, two steps.
 FAST = ["data.crop=64", "data.resize=72", "data.scale=[1.0,1.1]", "data.batch_size=2", "data.cache=false",
         "data.val_limit=4", "train.steps=2", "train.eval_every=2", "train.save_every=2", "train.log_every=1",
@@ -69,11 +69,13 @@ def _rows(path: Path) -> list[dict]:
 # ---------------------------------------------------------------- every recipe
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.relative_to(ROOT / "recipes").with_suffix("").as_posix())
 def test_recipe_trains_two_steps(recipe, photos, tmp_path):
     out = tmp_path / "run"
-    gan = config.load(recipe).task.kind == "gan"
-    summary = _train(recipe, photos, out, *(["task.d_warmup=0"] if gan else []))
+    cfg = config.load(recipe)
+    gan = cfg.task.kind == "gan"
+    draws = cfg.data.sampler == "draws"  # integer crops of each square: no scale jitter
+    summary = _train(recipe, photos, out, *(["task.d_warmup=0"] if gan else []), *(["data.scale=[1.0,1.0]"] if draws else []))
     assert summary["steps"] == 2 and np.isfinite(summary["val_loss_last"])
     assert {"config.yaml", "last.pt", "best.pt", "train.csv", "val.csv", "curves.png", "summary.json"} <= {p.name for p in out.iterdir()}
     assert len(list((out / "samples").glob("*.png"))) == 2  # step 0 and step 2
@@ -419,47 +421,112 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
     assert Image.open(tmp_path / "o.png").size == (50, 40)
 
 
-def test_train_default_script_trains_resumes_and_colorizes(photos, tmp_path):
-    """scripts/train_default.py (the bundled model's trainer) with every loss on (the
-    adversarial one included) and the network at working sizes drawn per step (one below the
-    crop, one equal): it trains, resumes where it stopped (critic too), and its weights
-    colorize a photo."""
+def test_decoded_terms_and_work_sizes_train_and_resume(photos, tmp_path):
+    """The default chain's last stage with every decoded-colour term on (L1, semantic,
+    features, and the adversarial critic) and a working size drawn per step: each term is
+    logged, the run resumes where it stopped (the critic's weights and optimiser too), and
+    the weights colorize."""
+    recipe = ROOT / "recipes" / "default" / "3-semantic.yaml"
     out = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "scripts" / "train_default.py"), "--data", str(photos / "train"), "--out", str(out),
-           "--cache-size", "72", "--crop", "64", "--work-size", "32", "64", "--batch", "2", "--threads", "1",
-           "--warmup", "1", "--save-every", "1", "--sem-weight", "1", "--sem-size", "64", "--l1-weight", "10",
-           "--feat-weight", "1", "--adv-weight", "1", "--adv-size", "32"]
-    first = subprocess.run(cmd + ["--steps", "1"], capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stderr
+    terms = ["data.scale=[1.0,1.0]", "data.work_sizes=[32,64]", "task.terms.features=1.0", "task.terms.teacher_size=64",
+             "task.terms.adversarial=1.0", "task.terms.critic_size=32", "train.threads=1", "train.save_every=1"]
+    _train(recipe, photos, out, *terms, "train.steps=1")
     blob = checkpoint.read(out / "last.pt")
-    assert int(blob["step"]) == 1
-    critic_1 = {k: v.clone() for k, v in blob["critic"].items()}
-    second = subprocess.run(cmd + ["--steps", "2", "--resume"], capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr
-    assert "resumed from" in second.stdout and "at step 1" in second.stdout
+    critic_1 = {k: v.clone() for k, v in blob["task"]["discriminator"].items()}
+    _train(recipe, photos, out, *terms, resume=True)
+    rows = _rows(out / "train.csv")
+    assert [r["step"] for r in rows] == ["1", "2"]
+    for r in rows:
+        parts = {k: float(r[k]) for k in ("loss", "ce", "l1", "sem", "feat", "adv", "critic")}
+        assert all(np.isfinite(v) for v in parts.values()) and parts["feat"] > 0 and parts["l1"] > 0
+        expected = parts["ce"] + 10 * parts["l1"] + parts["sem"] + parts["feat"] + parts["adv"]
+        assert parts["loss"] == pytest.approx(expected, rel=1e-4)
     blob = checkpoint.read(out / "last.pt")
-    assert int(blob["step"]) == 2
-    # the critic was saved, resumed and trained on: its optimiser has taken two steps
-    assert blob["critic_optimizer"]["state"][0]["step"].item() == 2
-    assert any(not torch.equal(critic_1[k], v) for k, v in blob["critic"].items())
-    rgb = Colorizer.load(out / "final.safetensors", backend="torch").colorize(make_photo(48, 40, seed=3).convert("L"), size=32)
+    assert blob["task"]["optimizer.discriminator"]["state"][0]["step"].item() == 2  # resumed, then trained
+    assert any(not torch.equal(critic_1[k], v) for k, v in blob["task"]["discriminator"].items())
+    rgb = Colorizer.load(out / "best.pt", backend="torch").colorize(make_photo(48, 40, seed=3).convert("L"), size=32)
     assert np.asarray(rgb).shape == (40, 48, 3)
 
 
-def test_train_default_semantic_teacher_losses():
+def test_work_sizes_resize_the_network_input_only(photos, monkeypatch):
+    """data.work_sizes: the network sees L at the drawn size, the targets stay at the crop's."""
+    from tinct.train import prepare
+
+    cfg = config.load(ROOT / "recipes" / "default" / "3-semantic.yaml", ["data.work_sizes=[32,96]", "data.crop=64"])
+    sizes = [data.work_size(cfg.data.work_sizes, 64, 0, step) for step in range(40)]
+    assert set(sizes) == {32, 96} and sizes == [data.work_size([32, 96], 64, 0, s) for s in range(40)]
+    batch = {"L_n": torch.rand(2, 1, 64, 64), "ab_n": torch.rand(2, 2, 64, 64)}
+    prepare(batch, cfg, sizes.index(96))
+    assert batch["L_work"].shape[-2:] == (96, 96) and batch["L_n"].shape[-2:] == (64, 64)
+    assert data.work_size([], 64, 0, 5) == 64
+
+
+def test_semantic_teacher_losses():
     """The teacher's two losses vanish when the colorized crop is the original, grow when its
     colour is removed, and pass gradients back to the colours."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_default", ROOT / "scripts" / "train_default.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    teacher = module.SemanticTeacher(64)
+    teacher = losses.SemanticTeacher(64)
     rgb = torch.from_numpy(np.asarray(make_photo(64, 64, seed=5), dtype=np.float32) / 255).permute(2, 0, 1)[None]
     same = teacher(rgb, rgb)
     assert same["sem"].abs().item() < 1e-5 and same["feat"].item() < 1e-6
     grey = rgb.mean(1, keepdim=True).expand(-1, 3, -1, -1).clone().requires_grad_(True)
     apart = teacher(grey, rgb)
-    assert apart["feat"].item() > 0.01 and apart["sem"].item() >= 0
+    assert apart["feat"].item() > 0.01 and apart["sem"].item() > 1e-4
     (apart["sem"] + apart["feat"]).backward()
     assert grey.grad is not None and grey.grad.abs().sum().item() > 0
+
+
+def test_draw_batches_are_distinct_in_range_and_resumable():
+    """data.sampler=draws: each step draws distinct photos, crops inside the square, flips
+    about half the time, and a stream started at step k is the full stream from step k."""
+    full = data.DrawBatches(n=50, batch=8, side=40, crop=32, seed=3)
+    it = iter(full)
+    steps = [next(it) for _ in range(30)]
+    for draws in steps:
+        idx = [d.index for d in draws]
+        assert len(set(idx)) == 8 and idx == sorted(idx)
+        assert all(0 <= d.y <= 8 and 0 <= d.x <= 8 for d in draws)
+    flips = np.mean([d.flip for s in steps for d in s])
+    assert 0.35 < flips < 0.65
+    resumed = iter(data.DrawBatches(n=50, batch=8, side=40, crop=32, seed=3, start=12))
+    assert [next(resumed) for _ in range(18)] == steps[12:]
+    no_flip = iter(data.DrawBatches(n=50, batch=8, side=40, crop=32, seed=3, flip=False))
+    first = next(no_flip)
+    assert [(d.index, d.y, d.x) for d in first] == [(d.index, d.y, d.x) for d in steps[0]] and not any(d.flip for d in first)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        data.DrawBatches(n=4, batch=8, side=40, crop=32)
+
+
+def test_draw_crops_are_the_square_s_pixels(photos):
+    """A draw is an integer window of the photo's square (mirrored when flipped): no resampling."""
+    train = data.PhotoCrops(data.find_images(photos / "train"), crop=16, resize=24)
+    square = train.square_image(3)
+    crop = train[data.Draw(3, 5, 7, False)].permute(1, 2, 0).numpy()
+    assert np.array_equal(crop, square[5:21, 7:23])
+    flipped = train[data.Draw(3, 5, 7, True)].permute(1, 2, 0).numpy()
+    assert np.array_equal(flipped, square[5:21, 7:23][:, ::-1])
+
+
+def test_lr_schedules():
+    """Warm-up (step + 1) / warmup, then constant, cosine after the warm-up, or the whole run's cosine."""
+    assert tasks.lr_factor(0, 100, "cosine", 10) == pytest.approx(0.1)
+    assert tasks.lr_factor(9, 100, "cosine_total", 10) == pytest.approx(1.0)
+    assert tasks.lr_factor(10, 100, "cosine", 10) == pytest.approx(1.0)
+    assert tasks.lr_factor(10, 100, "cosine_total", 10) == pytest.approx(0.5 * (1 + np.cos(np.pi * 0.1)))
+    assert tasks.lr_factor(55, 100, "cosine", 10) == pytest.approx(0.5)
+    assert tasks.lr_factor(50, 100, "cosine_total", 10) == pytest.approx(0.5)
+    assert tasks.lr_factor(99, 100, "constant", 10) == 1.0
+    with pytest.raises(ConfigError, match="optim.schedule"):
+        tasks.lr_factor(0, 100, "linear", 0)
+
+
+def test_chained_stages_record_their_recipes(photos, tmp_path):
+    """Stage 2 initialised from stage 1 (model.init) carries both resolved recipes in its
+    checkpoints, in order, so a bundled model says how each stage was trained."""
+    base = ROOT / "recipes" / "default" / "1-base.yaml"
+    fine = ROOT / "recipes" / "default" / "2-finetune.yaml"
+    _train(base, photos, tmp_path / "s1", "data.scale=[1.0,1.0]", "train.steps=1")
+    _train(fine, photos, tmp_path / "s2", "data.scale=[1.0,1.0]", f"model.init={tmp_path / 's1' / 'last.pt'}")
+    meta = checkpoint.read(tmp_path / "s2" / "best.pt")["meta"]
+    assert [s["description"] for s in meta["stages"]] == [config.load(base).description, config.load(fine).description]
+    assert meta["recipe"] == meta["stages"][-1] and meta["recipe"]["model"]["init"] == str(tmp_path / "s1" / "last.pt")
+    assert config.from_dict(config.Config, meta["recipe"], "").optim.lr == pytest.approx(3e-4)

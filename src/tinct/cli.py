@@ -98,6 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="eval_report", metavar="REPORT_DIR", help="report folder (default: eval_report/)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    k = sub.add_parser("calibrate", help="choose a model's decoding on validation photos and write it into the checkpoint",
+                       description="Sweep working size, scales, flip, temperature and chroma gain on validation photos; "
+                                   "choose the most accurate setting (PSNR) whose colourfulness is within --max-dcf of "
+                                   "the originals'; --out writes the model with that decoding as its defaults.")
+    k.add_argument("model", metavar="MODEL", help="checkpoint file, run folder or bundled model name")
+    k.add_argument("--data", required=True, metavar="DIR", help="validation photos (never the training photos)")
+    k.add_argument("--crop", type=_size, default=256, metavar="N", help="resize the short side to N, centre-crop NxN (256)")
+    k.add_argument("--limit", type=_positive_int, default=None, metavar="K", help="about K photos spread over the folder")
+    k.add_argument("--sizes", type=_size, nargs="+", default=None, help="working sizes (default: the model's own)")
+    k.add_argument("--temperatures", type=float, nargs="+", default=None, help="annealed-mean temperatures")
+    k.add_argument("--flip", type=int, choices=[0, 1], nargs="+", default=None, help="flip averaging off (0) / on (1)")
+    k.add_argument("--scales", type=_scale_set, nargs="+", default=None,
+                   help="multi-scale sets, each comma-separated multipliers of the working size, e.g. 1 0.8,1.4")
+    k.add_argument("--gains", type=float, nargs="+", default=None, help="chroma gains")
+    k.add_argument("--max-dcf", type=float, default=5.0, help="colourfulness distance allowed from the originals' (5)")
+    k.add_argument("--top1", action="store_true", help="also measure semantic agreement (an ImageNet classifier's top-1)")
+    k.add_argument("--out", default=None, metavar="FILE", help="write the calibrated model here (.safetensors or .pt)")
+
     s = sub.add_parser("serve", help="web page, REST API and the 'which one is real?' study",
                        description="Serve the colorize page (/), the REST API (/api, docs at /docs) and the study "
                                    "(/study, /study/results). Details: docs/SERVE.md.")
@@ -142,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _scale_set(text: str) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not all(v > 0 for v in scales):
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return scales
+
+
 def _backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="where the network runs: onnx (ONNX Runtime), torch, or auto: onnx when installed (default)")
@@ -163,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_models()
     if args.command == "export":
         return cmd_export(args)
+    if args.command == "calibrate":
+        return cmd_calibrate(args)
     if args.command == "evaluate":
         return cmd_evaluate(args)
     if args.command == "serve":
@@ -333,6 +363,21 @@ def cmd_evaluate(args) -> int:
     print(f"{len(results.photos)} photos evaluated, {len(results.failures)} failed; report in {args.out}/summary.md, "
           f"gallery in {args.out}/gallery.html", file=sys.stderr)
     return EXIT_FAILED if results.failures else EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import run
+    from .checkpoint import CheckpointError
+
+    try:
+        run(args.model, args.data, args.crop, args.limit, args.sizes, args.temperatures,
+            None if args.flip is None else [bool(f) for f in args.flip], args.scales, args.gains, args.max_dcf,
+            args.top1, args.out)
+    except FileNotFoundError as e:
+        return _error(str(e))
+    except CheckpointError as e:
+        return _error(f"cannot load model: {e}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------- train

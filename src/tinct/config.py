@@ -46,6 +46,29 @@ class DataConfig:
     cache_dir: str | None = None  # default: $TINCT_CACHE_DIR/data, else ~/.cache/tinct/data
     batch_size: int = 16  # per process
     workers: int = 0  # data-loader worker processes
+    # How training crops are drawn: "epochs" (each epoch a permutation of the photos, random
+    # scaled window + flip per photo) or "draws" (each step draws batch_size distinct photos
+    # at random, an integer-placed crop of each photo's cached square + flip: no resampling;
+    # the bundled default model's sampler; needs scale [1, 1]).
+    sampler: str = "epochs"
+    # The network's input side, one drawn per step: the crop's L is resized to it (as at
+    # inference) while targets and loss terms see the crop at full size; [] = the crop.
+    # Classification tasks only.
+    work_sizes: list = field(default_factory=list)
+
+
+@dataclass
+class TermsConfig:
+    """Loss terms on a bin model's decoded colours, added to a classification task's
+    cross-entropy (``tinct.tasks.terms``); each weight 0 = off."""
+
+    temperature: float = 0.45  # annealed-mean temperature of the decoded colours
+    l1: float = 0.0  # L1 between decoded and true ab (normalised units)
+    semantic: float = 0.0  # KL between a frozen ImageNet EfficientNet-Lite0's class distributions
+    features: float = 0.0  # L1 in that classifier's features at strides 8, 16, 32 (relative)
+    teacher_size: int = 160  # the classifier's input side
+    adversarial: float = 0.0  # a critic's adversarial loss (task.discriminator, task.gan_mode)
+    critic_size: int = 128  # the critic's input side
 
 
 @dataclass
@@ -72,6 +95,7 @@ class TaskConfig:
     # first adv_ramp steps (0 = full weight at once), so a pretrained generator is first
     # pulled by its pixel and perceptual losses and only then by a critic that has learnt.
     adv_ramp: int = 0
+    terms: TermsConfig = field(default_factory=TermsConfig)  # classification only
 
 
 @dataclass
@@ -82,10 +106,13 @@ class OptimConfig:
     momentum: float = 0.9  # sgd only
     weight_decay: float = 0.0
     encoder_lr_scale: float = 1.0  # lr multiplier for a pretrained ``model.encoder``
-    schedule: str = "constant"  # constant | cosine (to 0 at train.steps)
+    schedule: str = "constant"  # constant | cosine (to 0 at train.steps, after warm-up) | cosine_total (tinct.tasks.lr_factor)
     warmup: int = 0  # linear warm-up steps
     grad_clip: float = 0.0  # max gradient norm; 0 = off
-    lr_d: float = 1e-4  # GAN discriminator learning rate (same betas, schedule)
+    lr_d: float = 1e-4  # discriminator learning rate (same schedule)
+    name_d: str | None = None  # discriminator optimiser; default: name
+    betas_d: tuple[float, float] | None = None  # default: betas
+    weight_decay_d: float | None = None  # default: weight_decay
 
 
 @dataclass
@@ -103,6 +130,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     device: str = "auto"  # auto | cpu | cuda
+    channels_last: bool = False  # networks and their 4-D inputs in channels-last memory layout
     progress: bool = True
 
 

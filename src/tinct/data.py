@@ -164,7 +164,21 @@ class PhotoCrops(Dataset):
             return self.cache[i]
         return decode(self.files[i], math.ceil(self.resize * max(self.scale)))
 
+    def square_image(self, i: int) -> np.ndarray:
+        """Photo ``i`` as its centre square: the cached one, else decoded and squared at
+        the size the cache would hold."""
+        if self.cache is not None:
+            return self.cache[i]
+        side = math.ceil(self.resize * max(self.scale))
+        return square(decode(self.files[i], side), side)
+
     def __getitem__(self, item) -> torch.Tensor:
+        if isinstance(item, Draw):
+            img = self.square_image(item.index)
+            out = img[item.y:item.y + self.crop, item.x:item.x + self.crop]
+            if item.flip:
+                out = out[:, ::-1]
+            return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)
         if isinstance(item, tuple):
             index, seed = item
             rng = np.random.default_rng(seed)
@@ -212,6 +226,62 @@ class ShardedStream(Sampler):
 
     def __len__(self) -> int:  # endless; DataLoader only needs it for its progress hints
         return 2**62
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One training crop of the "draws" sampler: photo ``index``, top-left ``(y, x)`` in its
+    square, mirrored when ``flip``."""
+
+    index: int
+    y: int
+    x: int
+    flip: bool
+
+
+class DrawBatches(Sampler):
+    """Endless batches for ``data.sampler: draws``: each step draws ``batch`` distinct photos
+    at random (sorted), and for each an integer crop position and a coin for the flip, all
+    from one numpy generator seeded by ``seed`` (and ``rank`` under torchrun).
+
+    The stream is a pure function of (seed, rank, step): ``start`` (the step a resumed run
+    continues from) is reached by replaying the draws, which takes milliseconds.
+    """
+
+    def __init__(self, n: int, batch: int, side: int, crop: int, flip: bool = True, seed: int = 0, rank: int = 0, start: int = 0):
+        if n < batch:
+            raise ValueError(f"{n} training photos are fewer than one batch of {batch} distinct photos (data.sampler=draws)")
+        if side < crop:
+            raise ValueError(f"data.sampler=draws: the photos' squares ({side} px) are smaller than the crop ({crop} px)")
+        self.n, self.batch, self.side, self.crop, self.flip = n, batch, side, crop, flip
+        self.seed, self.rank, self.start = seed, rank, start
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed if self.rank == 0 else [self.seed, self.rank])
+        step = 0
+        while True:
+            idx = np.sort(rng.choice(self.n, size=self.batch, replace=False))
+            draws = []
+            for i in idx:
+                y, x = rng.integers(0, self.side - self.crop + 1, size=2)
+                coin = rng.random() < 0.5  # drawn with or without flips, so the stream is the same
+                draws.append(Draw(int(i), int(y), int(x), bool(coin and self.flip)))
+            if step >= self.start:
+                yield draws
+            step += 1
+
+    def __len__(self) -> int:
+        return 2**62
+
+
+def work_size(sizes: list[int], crop: int, seed: int, step: int) -> int:
+    """The network's input side at ``step`` (``data.work_sizes``): drawn from (seed, step)
+    alone, so a resumed run draws the same sizes; the crop when no sizes are given."""
+    if not sizes:
+        return crop
+    if len(sizes) == 1:
+        return int(sizes[0])
+    return int(sizes[np.random.default_rng([seed, step, 17]).integers(len(sizes))])
 
 
 @dataclass

@@ -181,3 +181,54 @@ class PerceptualLoss(nn.Module):
         pred = self.features(pred_rgb)
         return sum(F.l1_loss(p, t) for p, t in zip(pred, target)) / len(pred)
 
+
+
+# ---------------------------------------------------------------- semantic consistency
+
+
+class SemanticTeacher(nn.Module):
+    """A frozen ImageNet EfficientNet-Lite0 classifier comparing a colorized image with the original.
+
+    ``sem``: how far the colorized image's class distribution is from the original's (KL
+    divergence), as in ChromaGAN's class-distribution loss but measured on the colorized
+    output, so the gradient asks for colours that let the classifier see what it sees in the
+    real photo. ``feat``: a perceptual loss in this network's own features (L1 distance at
+    strides 8, 16 and 32, each divided by the original's mean magnitude there), a denser
+    signal than the 1,000 class probabilities and far cheaper on a CPU than VGG-19.
+
+    Args:
+        size: the classifier's input side; both images are resized to it.
+    """
+
+    def __init__(self, size: int = 160):
+        super().__init__()
+        from .models.effunet import _TAPS, load_efficientnet_lite0
+
+        self.net = load_efficientnet_lite0(pretrained=True).eval().requires_grad_(False)
+        self.size = size
+        self.taps = {_TAPS[stride] for stride in (8, 16, 32)}  # the last block at each of these strides
+
+    def train(self, mode: bool = True) -> "SemanticTeacher":
+        return super().train(False)  # the classifier is always in eval mode
+
+    def run(self, rgb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """sRGB in [0, 1] ``(B, 3, H, W)`` -> (class logits, features at the taps)."""
+        net = self.net
+        x = F.interpolate(rgb.clamp(0, 1), size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = ((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        taps = []
+        for i, block in enumerate(net._blocks):
+            x = block(x)
+            if i in self.taps:
+                taps.append(x)
+        head = net._swish(net._bn1(net._conv_head(x)))
+        return net._fc(head.mean((2, 3))), taps
+
+    def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            logits_true, taps_true = self.run(rgb_true)
+        logits_out, taps_out = self.run(rgb_out)
+        kl = F.kl_div(F.log_softmax(logits_out, 1), F.softmax(logits_true, 1), reduction="batchmean")
+        feat = sum((o - t).abs().mean() / t.abs().mean().clamp(min=1e-6) for o, t in zip(taps_out, taps_true))
+        return {"sem": kl, "feat": feat / len(taps_true)}

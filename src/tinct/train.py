@@ -3,15 +3,9 @@
     tinct train RECIPE.yaml [--data DIR] [--val-data DIR] [--out RUN] [--resume] [key=value ...]
     torchrun --nproc_per_node=N -m tinct train ...      # DistributedDataParallel
 
-A run folder holds:
-    config.yaml      the resolved recipe (recipe, then overrides)
-    last.pt          weights + optimiser, scheduler, step and RNG state (every save_every)
-    best.pt          the weights with the lowest validation loss (``tinct colorize --model``)
-    train.csv        step, lr, training metrics (means over log_every steps), img/s
-    val.csv          step, validation metrics
-    curves.png       both curves, redrawn at each evaluation
-    samples/         a grid of validation colorizations per evaluation (grey | predicted | true)
-    summary.json     parameters, throughput, validation loss first -> last
+The run folder (``config.yaml``, ``last.pt``, ``best.pt``, logs, curves, sample grids)
+is described and written by ``tinct.runfolder``. A stage of a chain (``model.init``: the
+previous stage's weights) records the stages before it in its checkpoints' ``meta["stages"]``.
 
 Checkpoints are written atomically (temporary file + rename), so a run killed at any
 moment (``kill -9`` included) leaves a readable ``last.pt``; ``--resume`` continues from
@@ -29,16 +23,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from . import checkpoint, color, config, data, tasks
+from . import checkpoint, config, data, tasks
 from .config import Config, ConfigError
 from .models import create_model
+from .runfolder import Logs, Saver
 
 
 class TrainingError(RuntimeError):
@@ -163,13 +158,18 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         print(f"tinct: skipped {sets.unreadable} training files that are not readable images", file=sys.stderr)
 
     # ---- model and task
+    if cfg.data.work_sizes and cfg.task.kind != "classification":
+        raise ConfigError(f"data.work_sizes: only classification tasks take working sizes, not task.kind={cfg.task.kind}")
     blob = checkpoint.read(last_path) if resume else None
     try:
         model = create_model(cfg.model.name, pretrained=cfg.model.pretrained and blob is None, **cfg.model.kwargs)
     except (KeyError, TypeError) as e:  # an unknown name, or kwargs the factory does not take
         raise ConfigError(f"model: {e.args[0] if e.args else e}") from None
+    stages = []  # the recipes of the stages this one continues (model.init's chain)
     if cfg.model.init and blob is None:
-        load_weights(model, cfg.model.init)
+        stages = load_weights(model, cfg.model.init).get("stages", [])
+    elif blob is not None:
+        stages = blob["meta"].get("stages", [None])[:-1]
     prior = blob["task"].get("prior") if blob else None
     task = tasks.build(cfg.task, cfg.optim, model, cfg.train.steps, cfg.model.temperature, sets.train,
                        None if prior is None else prior.numpy())
@@ -180,6 +180,9 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         step, best = int(blob["step"]), float(blob["best_val"])
         set_rng_state(blob["rng"], env, cfg.train.seed, step)
     task.to(env.device)
+    if cfg.train.channels_last:
+        for m in task.modules().values():
+            m.to(memory_format=torch.channels_last)
     if env.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -188,17 +191,13 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     task.set_train(True)
 
     # ---- loop
-    stream = data.ShardedStream(len(sets.train), env.rank, env.world, cfg.train.seed, start=step * cfg.data.batch_size)
-    loader = DataLoader(sets.train, batch_size=cfg.data.batch_size, sampler=stream, collate_fn=data.collate,
-                        num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
-                        pin_memory=env.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.train.seed))  # keeps the global RNG untouched
-    batches = iter(loader)
+    batches = iter(train_loader(cfg, sets.train, env, step))
     val = ValSet(sets.val, cfg.data.batch_size, env) if sets.val is not None else None
+    recipe = config.to_dict(cfg)
     meta = {"size": cfg.model.size or cfg.data.resize or cfg.data.crop, "temperature": cfg.model.temperature,
-            "recipe": cfg.description, "trained_on": cfg.data.train}
+            "description": cfg.description, "recipe": recipe, "stages": [*stages, recipe], "trained_on": cfg.data.train}
     logs = Logs(out, task, step, env.main)
-    saver = Saver(out, task, cfg, meta, env, last_step=step if blob is not None else None)
+    saver = Saver(out, task, cfg, meta, env, rng_state, last_step=step if blob is not None else None)
     if cfg.train.precise_bn > 0:
         # A stream of its own (seed + 1), so the training batches are the same with or without it.
         bn_loader = DataLoader(sets.train, batch_size=cfg.data.batch_size, collate_fn=data.collate,
@@ -229,6 +228,7 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
             batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
         except ValueError as e:  # an unreadable photo without the cache (which skips them)
             raise TrainingError(f"{e}; remove it, or train with data.cache=true, which skips unreadable files") from None
+        prepare(batch, cfg, step)
         try:
             metrics = task.train_step(batch)
         except tasks.NonFiniteLoss as e:
@@ -262,6 +262,41 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     summary = logs.summary(cfg, model, step, rates, env.world)
     env.barrier()
     return summary
+
+
+def train_loader(cfg: Config, train_set: data.PhotoCrops, env: Env, step: int) -> DataLoader:
+    """Batches of this process's training crops from ``step`` on (``data.sampler``)."""
+    d = cfg.data
+    common = dict(collate_fn=data.collate, num_workers=d.workers, persistent_workers=d.workers > 0,
+                  pin_memory=env.device.type == "cuda",
+                  generator=torch.Generator().manual_seed(cfg.train.seed))  # keeps the global RNG untouched
+    if d.sampler == "draws":
+        if tuple(d.scale) != (1.0, 1.0):
+            raise ConfigError(f"data.sampler=draws takes integer crops of each photo's square; data.scale must be [1, 1], got {list(d.scale)}")
+        try:
+            draws = data.DrawBatches(len(train_set), d.batch_size, d.resize or d.crop, d.crop, d.flip,
+                                     cfg.train.seed, env.rank, start=step)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return DataLoader(train_set, batch_sampler=draws, **common)
+    if d.sampler != "epochs":
+        raise ConfigError(f"data.sampler: choose epochs or draws, got {d.sampler!r}")
+    stream = data.ShardedStream(len(train_set), env.rank, env.world, cfg.train.seed, start=step * d.batch_size)
+    return DataLoader(train_set, batch_size=d.batch_size, sampler=stream, **common)
+
+
+def prepare(batch: dict, cfg: Config, step: int) -> None:
+    """The network's input for this step: in channels-last layout when the recipe asks,
+    and ``L_work`` at the step's working size (``data.work_sizes``)."""
+    work = data.work_size(cfg.data.work_sizes, cfg.data.crop, cfg.train.seed, step)
+    if work != batch["L_n"].shape[-1]:
+        from .colorizer import Colorizer  # the inference path's own resize, so training sees what inference does
+
+        batch["L_work"] = Colorizer.resize(batch["L_n"], (work, work))
+    if cfg.train.channels_last:
+        for key in ("L_n", "L_work"):
+            if key in batch:
+                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
 
 
 def precise_bn(model: torch.nn.Module, batches: Iterable[dict], device: torch.device) -> None:
@@ -300,8 +335,9 @@ def out_of_time(deadline: float, env: Env) -> bool:
     return bool(late.item())
 
 
-def load_weights(model: torch.nn.Module, path: str) -> None:
-    """Initialise ``model`` from a checkpoint of the same architecture (weights only)."""
+def load_weights(model: torch.nn.Module, path: str) -> dict:
+    """Initialise ``model`` from a checkpoint of the same architecture (weights only);
+    returns the checkpoint's meta."""
     try:
         blob = checkpoint.read(path)
     except checkpoint.CheckpointError as e:
@@ -309,6 +345,7 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     if blob["arch"] != model.arch:
         raise ConfigError(f"model.init: {path} holds {blob['arch']!r}, not {model.arch!r}")
     model.load_state_dict(blob["state_dict"])
+    return blob.get("meta") or {}
 
 
 # ---------------------------------------------------------------- random state
@@ -371,159 +408,3 @@ class ValSet:
         return {k: float(sums[i] / max(sums[-1], 1)) for i, k in enumerate(task.eval_metrics)}
 
 
-# ---------------------------------------------------------------- outputs
-
-
-class CsvLog:
-    """Append-only CSV; on resume the rows after the checkpoint's step are dropped, so the
-    curve continues from where the weights are."""
-
-    def __init__(self, path: Path, columns: list[str], keep_until: int | None):
-        self.path, self.columns = path, columns
-        rows = []
-        if keep_until is not None and path.is_file():
-            lines = path.read_text().splitlines()
-            if lines and lines[0].split(",") == columns:
-                rows = [ln for ln in lines[1:]  # a row cut short by a kill has too few fields
-                        if ln.count(",") == len(columns) - 1 and int(ln.split(",")[0]) <= keep_until]
-        text = "\n".join([",".join(columns), *rows]) + "\n"
-        checkpoint.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-    def write(self, values: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(",".join(_fmt(values.get(c, "")) for c in self.columns) + "\n")
-
-    def read(self) -> dict[str, list[float]]:
-        lines = self.path.read_text().splitlines()
-        cols = {c: [] for c in self.columns}
-        for ln in lines[1:]:
-            for c, v in zip(self.columns, ln.split(",")):
-                cols[c].append(float(v) if v else math.nan)
-        return cols
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-class Logs:
-    """train.csv, val.csv, curves.png and summary.json of a run (process 0 only)."""
-
-    def __init__(self, out: Path, task: tasks.Task, step: int, main: bool):
-        self.out, self.main = out, main
-        self.val_first: float | None = None
-        if main:
-            self.train_csv = CsvLog(out / "train.csv", ["step", "lr", *task.train_metrics, "img_per_s"], step)
-            self.val_csv = CsvLog(out / "val.csv", ["step", *task.eval_metrics], step)
-            rows = self.val_csv.read()["loss"]
-            self.val_first = rows[0] if rows else None
-
-    def train(self, step: int, lr: float, metrics: dict, rate: float) -> None:
-        if self.main:
-            self.train_csv.write({"step": step, "lr": lr, **metrics, "img_per_s": rate})
-
-    def val(self, step: int, metrics: dict) -> None:
-        if self.main:
-            self.val_csv.write({"step": step, **metrics})
-            if self.val_first is None:
-                self.val_first = metrics["loss"]
-            plot_curves(self.train_csv.read(), self.val_csv.read(), self.out / "curves.png")
-
-    def summary(self, cfg: Config, model, step: int, rates: list[float], world: int) -> dict:
-        result = {"description": cfg.description, "model": cfg.model.name,
-                  "params": sum(p.numel() for p in model.parameters()), "processes": world,
-                  "img_per_s": float(np.median(rates)) if rates else None}
-        if self.main:
-            v = self.val_csv.read()
-            result |= {"steps": step, "val_loss_first": self.val_first,
-                       "val_loss_last": v["loss"][-1] if v["loss"] else None,
-                       "val_ab_mae_last": v["ab_mae"][-1] if v.get("ab_mae") else None}
-            checkpoint.atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
-        return result
-
-
-def plot_curves(train: dict, val: dict, path: Path) -> None:
-    """Loss (training and validation, same objective), validation ab error, and the task's
-    own extras (per-pixel accuracy; generator and discriminator losses)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    gan = "g_loss" in train
-    extra = ["g_adv", "d_loss", "d_real", "d_fake"] if gan else (["acc"] if "acc" in train else [])
-    fig = Figure(figsize=(5 * (2 + bool(extra)), 4), dpi=100)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 + bool(extra))
-    train_loss = "g_rec" if gan else "loss"  # the GAN's validation loss is its reconstruction term
-    axes[0].plot(train["step"], train[train_loss], label=f"train ({train_loss})")
-    axes[0].plot(val["step"], val["loss"], marker="o", ms=3, label="val")
-    axes[0].set(title="loss", yscale="log" if _positive(train, train_loss) and _positive(val, "loss") else "linear")
-    axes[1].plot(val["step"], val["ab_mae"], marker="o", ms=3, color="C2", label="val")
-    axes[1].set(title="ab error (mean |ab - true ab|, Lab units)")
-    if extra:
-        for name in extra:
-            axes[2].plot(train["step"], train[name], label=f"train {name}")
-        if "acc" in val:
-            axes[2].plot(val["step"], val["acc"], marker="o", ms=3, label="val acc")
-        axes[2].set(title="adversarial" if gan else "per-pixel class accuracy")
-    for ax in axes:
-        ax.set(xlabel="step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    checkpoint.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-
-
-def _positive(cols: dict, name: str) -> bool:
-    return name in cols and bool(cols[name]) and all(v > 0 for v in cols[name] if not math.isnan(v))
-
-
-def save_grid(task: tasks.Task, val: ValSet, n: int, path: Path) -> None:
-    """Columns of validation photos; rows: grey input, prediction, truth."""
-    from PIL import Image
-
-    items = val.items[:n]
-    if not items:
-        return
-    batch = {k: v.to(val.env.device) for k, v in data.collate(items).items()}
-    task.set_train(False)
-    ab = task.predict_ab_n(batch["L_n"])
-    task.set_train(True)
-    L = color.denormalize_l(batch["L_n"])
-    rows = [torch.cat([L, torch.zeros_like(ab)], 1), torch.cat([L, color.denormalize_ab(ab)], 1),
-            torch.cat([L, color.denormalize_ab(batch["ab_n"])], 1)]
-    rgb = [color.lab_to_rgb(r).cpu() for r in rows]  # each (n, 3, h, w)
-    grid = torch.cat([torch.cat(list(r), 2) for r in rgb], 1)  # (3, 3h, n*w)
-    img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
-
-
-class Saver:
-    """Evaluations and checkpoints (written by process 0)."""
-
-    def __init__(self, out: Path, task: tasks.Task, cfg: Config, meta: dict, env: Env, last_step: int | None = None):
-        self.out, self.task, self.cfg, self.meta, self.env = out, task, cfg, meta, env
-        self.last_step = last_step  # the step last.pt holds
-        self.before_eval: Callable[[], None] = lambda: None
-
-    def save_last(self, step: int, best: float) -> None:
-        if self.env.main:
-            checkpoint.save(self.out / "last.pt", self.task.model, self.meta | {"step": step}, step=step,
-                            task=self.task.state_dict(), rng=rng_state(), best_val=best, config=config.to_dict(self.cfg),
-                            processes=self.env.world)
-        self.last_step = step
-
-    def evaluate(self, step: int, val: ValSet, logs: Logs, best: float, bar=None) -> float:
-        """Validate, log, draw; write best.pt when the loss improved. Returns the loss."""
-        self.before_eval()
-        metrics = val.evaluate(self.task)
-        logs.val(step, metrics)
-        if self.env.main:
-            save_grid(self.task, val, self.cfg.train.samples, self.out / "samples" / f"step_{step:07d}.png")
-            text = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            (bar.write if bar is not None else lambda s: print(s, file=sys.stderr))(f"step {step}: val {text}")
-            if metrics["loss"] < best:
-                checkpoint.save(self.out / "best.pt", self.task.model, self.meta | {"step": step, "val_loss": metrics["loss"]})
-        return metrics["loss"]

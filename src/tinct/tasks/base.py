@@ -1,0 +1,187 @@
+"""What every task shares: the ``Task`` base (a model, its optimisers and schedules, a
+finiteness check, resumable state) and the helpers the tasks use (resize to a
+prediction's size, learning-rate schedules, optimisers, parameter groups).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import color
+from ..config import ConfigError, OptimConfig
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; no optimiser step was taken with it."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def to_ab_n(y: torch.Tensor, output: str, centers: torch.Tensor | None, temperature: float) -> torch.Tensor:
+    """A model's raw output -> ab_n ``(B, 2, h, w)`` (differentiable)."""
+    if output == "ab":
+        return y
+    if output == "rgb":
+        return color.normalize_ab(color.rgb_to_lab(y)[:, 1:])
+    if output.startswith("bins"):
+        return color.normalize_ab(color.annealed_mean(y, centers, temperature))
+    raise ValueError(f"model output kind {output!r} cannot be turned into ab")
+
+
+def fit(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
+    """Resize ``x`` to ``like``'s spatial size (or to ``like`` = (h, w)): area average
+    down, bilinear up."""
+    size = tuple(like.shape[-2:]) if isinstance(like, torch.Tensor) else tuple(like)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if x.shape[-2] > size[0]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+SCHEDULES = ("constant", "cosine", "cosine_total")
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup: int) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up over ``warmup`` steps, then
+
+    - ``constant``: 1;
+    - ``cosine``: a cosine from 1 to 0 over the steps after the warm-up;
+    - ``cosine_total``: the cosine of the whole run, ``0.5 (1 + cos(pi step / total))``,
+      whose first ``warmup`` steps the warm-up replaces (the schedule the bundled default
+      model was trained with).
+    """
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule: choose {', '.join(SCHEDULES)}, got {schedule!r}")
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine_total":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1 + math.cos(math.pi * t))
+
+
+def make_optimizer(params, cfg: OptimConfig, lr: float, name: str | None = None, betas=None,
+                   weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimiser (``name``, ``betas``, ``weight_decay`` override it, e.g. for a critic)."""
+    name = name or cfg.name
+    betas = tuple(betas or cfg.betas)
+    wd = cfg.weight_decay if weight_decay is None else weight_decay
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=wd)
+    raise ConfigError(f"optim.name: unknown optimiser {name!r}; choose adam, adamw or sgd")
+
+
+def param_groups(model: nn.Module, encoder_lr_scale: float, lr: float) -> list[dict]:
+    """One group, or two when a pretrained ``model.encoder`` gets its own learning rate."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is None or encoder_lr_scale == 1.0:
+        return [{"params": list(model.parameters()), "lr": lr}]
+    enc = list(encoder.parameters())
+    ids = {id(p) for p in enc}
+    return [{"params": enc, "lr": lr * encoder_lr_scale}, {"params": [p for p in model.parameters() if id(p) not in ids], "lr": lr}]
+
+
+def all_finite(*values: torch.Tensor) -> bool:
+    """True when every value is finite on every process (one tiny all-reduce under DDP)."""
+    bad = torch.tensor([0.0 if all(bool(torch.isfinite(v).all()) for v in values) else 1.0])
+    if dist.is_available() and dist.is_initialized():
+        bad = bad.to(values[0].device)
+        dist.all_reduce(bad)
+    return bool(bad.item() == 0)
+
+
+class Task:
+    """Base: a model, its optimiser(s) and schedule(s), and a ``net`` to run forward
+    (the model itself, or its DistributedDataParallel wrapper)."""
+
+    train_metrics: tuple[str, ...] = ("loss",)
+    eval_metrics: tuple[str, ...] = ("loss", "ab_mae")
+
+    def __init__(self, model: nn.Module, optim: OptimConfig, steps: int, temperature: float):
+        self.model = self.net = model
+        self.output = model.output
+        self.temperature = temperature
+        self.grad_clip = optim.grad_clip
+        self.centers = torch.from_numpy(color.bin_centers(self.output[4:])) if self.output.startswith("bins") else None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self._steps, self._optim = steps, optim
+
+    def add_optimizer(self, name: str, groups: list[dict], lr: float, **overrides) -> None:
+        """A named optimiser with the recipe's schedule (``overrides``: see ``make_optimizer``)."""
+        opt = make_optimizer(groups, self._optim, lr, **overrides)
+        self.optimizers[name] = opt
+        o = self._optim
+        self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, self._steps, o.schedule, o.warmup))
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The trained networks by name (the colorizer is ``"model"``)."""
+        return {"model": self.model}
+
+    def to(self, device: torch.device) -> "Task":
+        for m in self.modules().values():
+            m.to(device)
+        if self.centers is not None:
+            self.centers = self.centers.to(device)
+        return self
+
+    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Wrap the networks that train (e.g. in DistributedDataParallel)."""
+        self.net = wrap(self.model)
+
+    def set_train(self, mode: bool) -> None:
+        for m in self.modules().values():
+            m.train(mode)
+
+    def lr(self) -> float:
+        return self.optimizers[next(iter(self.optimizers))].param_groups[-1]["lr"]
+
+    def _step(self, name: str, loss: torch.Tensor, params) -> None:
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+        opt.step()
+        self.schedulers[name].step()
+
+    def _check(self, step_what: str, **values: torch.Tensor) -> None:
+        if not all_finite(*values.values()):
+            shown = ", ".join(f"{k}={v.item():.4g}" for k, v in values.items())
+            raise NonFiniteLoss(f"non-finite {step_what} loss ({shown})")
+
+    @torch.no_grad()
+    def predict_ab_n(self, L_n: torch.Tensor) -> torch.Tensor:
+        """ab_n at the input's resolution, with the model as it is (call in eval mode)."""
+        return fit(to_ab_n(self.model(L_n), self.output, self.centers, self.temperature), L_n)
+
+    def _ab_mae(self, batch: dict) -> torch.Tensor:
+        """Mean |ab - ab_true| in Lab units at full resolution: one yardstick for all tasks."""
+        return color.denormalize_ab((self.predict_ab_n(batch["L_n"]) - batch["ab_n"]).abs().mean())
+
+    def state_dict(self) -> dict:
+        state = {f"optimizer.{k}": o.state_dict() for k, o in self.optimizers.items()}
+        state.update({f"scheduler.{k}": s.state_dict() for k, s in self.schedulers.items()})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state[f"optimizer.{k}"])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state[f"scheduler.{k}"])
+
+

@@ -1,0 +1,96 @@
+"""Loss terms on a bin model's decoded colours, added to its cross-entropy.
+
+The classification task's cross-entropy only sees each pixel's bin distribution; these
+terms see the colours it decodes to (the differentiable annealed mean at
+``task.terms.temperature``), as the bundled default model's fine-tunes use them:
+
+- ``l1``: L1 between the decoded ab and the true ab (normalised ab units), at the model's
+  output resolution;
+- ``semantic``: KL between a frozen ImageNet classifier's class distributions on the
+  colorized crop and on the original (``losses.SemanticTeacher``);
+- ``features``: L1 in the same classifier's features (a cheap perceptual loss);
+- ``adversarial``: a PatchGAN critic (``tasks.critic.Critic``) on (L, ab) at
+  ``critic_size``, ab from the model's output grid for real and colorized crops alike, so
+  the critic judges the choice of colours and not the resolution of ab.
+
+Each weight is 0 (off) by default.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import color, losses
+from ..config import OptimConfig, TaskConfig
+from .base import Task
+
+
+class DecodedTerms:
+    """The active terms of ``cfg.terms`` for ``task`` (a bin model's task)."""
+
+    def __init__(self, task: Task, cfg: TaskConfig, optim: OptimConfig):
+        from .critic import Critic
+
+        t = self.cfg = cfg.terms
+        if t.temperature <= 0:
+            raise ValueError(f"task.terms.temperature must be > 0, got {t.temperature}")
+        self.centers = task.centers
+        # The critic is built before the teacher, as the script that trained the default did,
+        # so the same seed gives the same random initialisation.
+        self.critic = Critic(task, cfg, optim) if t.adversarial > 0 else None
+        self.teacher = losses.SemanticTeacher(t.teacher_size) if t.semantic > 0 or t.features > 0 else None
+        self.names = tuple(name for name, on in (("l1", t.l1 > 0), ("sem", t.semantic > 0), ("feat", t.features > 0),
+                                                 ("adv", self.critic is not None), ("critic", self.critic is not None))
+                           if on)
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def to(self, device: torch.device) -> None:
+        self.centers = self.centers.to(device)
+        if self.teacher is not None:
+            self.teacher.to(device)
+        if self.critic is not None:
+            self.critic.disc.to(device)
+
+    def __call__(self, loss: torch.Tensor, logits: torch.Tensor, batch: dict,
+                 ab_true_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``loss`` plus the weighted active terms (added in the order listed above), and
+        each term's value.
+
+        Args:
+            loss: the cross-entropy.
+            logits: the model's output ``(B, Q, h, w)``.
+            batch: the training batch (``L_n`` and ``rgb`` at the crop's full size).
+            ab_true_n: the true ab_n averaged down to ``(h, w)``.
+        """
+        t = self.cfg
+        ab = color.annealed_mean(logits, self.centers, t.temperature)  # (B, 2, h, w), Lab units
+        parts: dict[str, torch.Tensor] = {}
+        if t.l1 > 0:
+            parts["l1"] = (color.normalize_ab(ab) - ab_true_n).abs().mean()
+            loss = loss + t.l1 * parts["l1"]
+        if self.teacher is not None:
+            L = color.denormalize_l(batch["L_n"])
+            ab_full = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+            judged = self.teacher(color.lab_to_rgb(torch.cat([L, ab_full], 1)), batch["rgb"])
+            for name, weight in (("sem", t.semantic), ("feat", t.features)):
+                if weight > 0:
+                    parts[name] = judged[name]
+                    loss = loss + weight * judged[name]
+        if self.critic is not None:
+            real = self.critic_input(batch["L_n"], ab_true_n)
+            fake = self.critic_input(batch["L_n"], color.normalize_ab(ab))
+            d_real, d_fake = self.critic.step(real, fake.detach())
+            parts["critic"] = 0.5 * (d_real + d_fake)
+            parts["adv"] = self.critic.fool(fake)
+            loss = loss + t.adversarial * parts["adv"]
+        return loss, parts
+
+    def critic_input(self, L_n: torch.Tensor, ab_n: torch.Tensor) -> torch.Tensor:
+        """cat(L_n, ab_n) at ``critic_size`` (ab upsampled from the model's output grid)."""
+        size = (self.cfg.critic_size, self.cfg.critic_size)
+        L_s = F.interpolate(L_n, size=size, mode="bilinear", align_corners=False)
+        ab_s = F.interpolate(ab_n, size=size, mode="bilinear", align_corners=False)
+        return torch.cat([L_s, ab_s], 1)
