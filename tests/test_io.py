@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
+import warnings
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.io import ImageError, load_image, save_image, to_pil
+from tinct.io import ImageError, load_image, open_header, save_image, to_pil
 from conftest import make_photo
 
 
@@ -84,6 +87,48 @@ def test_decompression_bomb_refused_before_decoding(tmp_path):
     _png_header_only(path, 100_000, 100_000)  # 10 gigapixels claimed in 45 bytes
     with pytest.raises(ImageError, match=r"bomb\.png.*10000 MP exceeds the limit"):
         load_image(path)
+
+
+def test_importing_tinct_leaves_pillows_pixel_limit_alone():
+    # A fresh interpreter: this test process may have imported tinct long ago.
+    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS; "
+            "import tinct, tinct.io, tinct.cli, tinct.batch, tinct.evaluate; "
+            "print(before, Image.MAX_IMAGE_PIXELS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == str(1024 * 1024 * 1024 // 4 // 3)  # Pillow's documented default, ~89.5 MP
+    assert out[1] == out[0]
+
+
+def test_header_is_read_past_pillows_default_limit(tmp_path):
+    # 14000 x 12800 = 179.2 MP: within tinct's 180 MP, beyond the 2 x 89.5 MP at which
+    # Image.open raises under Pillow's default. Only the header exists, so nothing is decoded.
+    path = tmp_path / "big.png"
+    _png_header_only(path, 14_000, 12_800)
+    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    with open(path, "rb") as f, open_header(f) as im:
+        assert im.size == (14_000, 12_800) and im.format == "PNG"
+    with pytest.raises(ImageError, match=r"big\.png.*exceeds the limit of 150 MP"):
+        load_image(path, max_pixels=150_000_000)
+
+
+@pytest.mark.parametrize("pillow_limit", [1000, 2000])  # 3072 pixels: Pillow's error, Pillow's warning
+def test_decoding_follows_tincts_limit_not_pillows(tmp_path, monkeypatch, pillow_limit):
+    # The importing program's own (here tiny) Pillow limit must neither refuse nor warn about
+    # an image tinct's per-call limit allows; and tinct's limit still refuses what it must.
+    path = tmp_path / "p.png"
+    make_photo(64, 48).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        photo = load_image(path)
+        assert load_image(path.read_bytes()).size == (64, 48)
+    assert photo.size == (64, 48)
+    np.testing.assert_array_equal(photo.pixels, np.asarray(make_photo(64, 48)))
+    with pytest.raises(ImageError, match="64x48 = 0 MP exceeds the limit"):  # 3072 px > 3071 px
+        load_image(path, max_pixels=64 * 48 - 1)
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit  # tinct did not touch it
 
 
 def test_pixel_limit_is_configurable(tmp_path):

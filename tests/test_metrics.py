@@ -31,7 +31,6 @@ def test_identical_images_give_perfect_scores(photo):
     assert metrics.auc_ab(photo, photo) == 1.0
     assert metrics.ciede2000(photo, photo) == 0.0
     assert metrics.histogram_intersection(photo, photo) == pytest.approx(1.0)
-    assert abs(metrics.colourfulness(photo) - metrics.colourfulness(photo)) == 0.0
 
 
 def test_different_images_score_worse(photo):
@@ -46,6 +45,27 @@ def test_different_images_score_worse(photo):
 def test_psnr_matches_mse_definition(photo):
     target = photo * 0.5  # in [0, 0.5], so +0.1 stays in range: MSE = 0.01 exactly
     assert metrics.psnr(target + 0.1, target) == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+
+
+def test_psnr_of_one_wrong_value():
+    # One channel of one pixel of a 16x16 image off by the full range: MSE = 1 / 768,
+    # PSNR = 10 log10(768) = 28.854 dB (peak 1).
+    target = _solid((0.0, 0.0, 0.0), 16, 16)
+    pred = target.copy()
+    pred[3, 5, 1] = 1.0
+    assert metrics.psnr(pred, target) == pytest.approx(10 * math.log10(768), abs=1e-9)
+
+
+# ----------------------------------------------------------------- SSIM on constant images
+@pytest.mark.parametrize("a,b", [(0.2, 0.6), (0.5, 0.5), (0.9, 0.05)])
+def test_ssim_of_constant_images(a, b):
+    # No variance, so only Wang et al.'s luminance term is left in every window:
+    # SSIM = (2 a b + C1) / (a^2 + b^2 + C1), C1 = (K1 L)^2 = (0.01 x 1)^2. For 0.2 vs 0.6:
+    # 0.2401 / 0.4001 = 0.60010.
+    c1 = 0.01**2
+    a, b = float(np.float32(a)), float(np.float32(b))  # the images' values, exactly
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    assert metrics.ssim(_solid((a,) * 3, 16, 16), _solid((b,) * 3, 16, 16)) == pytest.approx(expected, abs=1e-9)
 
 
 # ----------------------------------------------------------------- AUC
@@ -71,12 +91,16 @@ def test_auc_ab_on_a_synthetic_rgb_case():
     assert metrics.auc_ab(pred, truth) == pytest.approx(0.5)
 
 
-def test_ab_errors_match_skimage():
-    from skimage.color import rgb2lab
-
-    a, b = _solid((0.2, 0.5, 0.7), 4, 4), _solid((0.6, 0.3, 0.1), 4, 4)
-    ref = np.linalg.norm(rgb2lab(a)[..., 1:] - rgb2lab(b)[..., 1:], axis=-1)
-    np.testing.assert_allclose(metrics.ab_errors(a, b), ref, rtol=1e-4)
+def test_ab_errors_of_published_primaries():
+    # Published CIELAB (D65) ab of sRGB red (80.09, 67.20), green (-86.18, 83.18), blue
+    # (79.19, -107.86); white and black have a = b = 0. Lightness must not count.
+    pred = np.array([[RED, RED, BLUE, (1.0, 1.0, 1.0)]], np.float32)
+    truth = np.array([[GREEN, BLUE, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)]], np.float32)
+    expected = [math.hypot(80.09 + 86.18, 67.20 - 83.18),  # 167.04
+                math.hypot(80.09 - 79.19, 67.20 + 107.86),  # 175.06
+                math.hypot(79.19, -107.86),  # 133.81, blue's chroma
+                0.0]
+    np.testing.assert_allclose(metrics.ab_errors(pred, truth)[0], expected, atol=0.03)
 
 
 # ----------------------------------------------------------------- colourfulness
@@ -93,6 +117,56 @@ def test_colourfulness_hand_computation():
     assert metrics.colourfulness(img) == pytest.approx(expected)  # ~272.62
     # A uniform red image: no spread, rg = 255, yb = 127.5.
     assert metrics.colourfulness(_solid(RED)) == pytest.approx(0.3 * math.hypot(255, 127.5))
+
+
+def test_colourfulness_of_red_and_green_halves():
+    # Half red, half green: rg = +-255 (mean 0, sd 255), yb = 127.5 everywhere (sd 0), so
+    # CF = 255 + 0.3 x 127.5 = 293.25. Population sd: a sample sd (ddof 1) would give more.
+    img = _solid(RED, 4, 6)
+    img[:, 3:] = GREEN
+    assert metrics.colourfulness(img) == pytest.approx(293.25, abs=1e-9)
+    # Half the intensity: every term is linear in RGB, so CF halves.
+    assert metrics.colourfulness(img * 0.5) == pytest.approx(293.25 / 2, abs=1e-9)
+
+
+# ----------------------------------------------------------------- CIEDE2000
+# Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation notes,
+# supplementary test data, and mathematical observations", Table 1: pair number, Lab 1,
+# Lab 2, published Delta E00 (four decimals). These rows include the hue-angle and mean-hue
+# discontinuities (7-16) the paper was written about.
+SHARMA_PAIRS = [
+    (1, (50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+    (4, (50.0, -1.3802, -84.2814), (50.0, 0.0, -82.7485), 1.0000),
+    (7, (50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+    (9, (50.0, 2.4900, -0.0010), (50.0, -2.4900, 0.0009), 7.1792),
+    (11, (50.0, 2.4900, -0.0010), (50.0, -2.4900, 0.0011), 7.2195),
+    (13, (50.0, -0.0010, 2.4900), (50.0, 0.0009, -2.4900), 4.8045),
+    (15, (50.0, -0.0010, 2.4900), (50.0, 0.0011, -2.4900), 4.7461),
+    (17, (50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+    (19, (50.0, 2.5, 0.0), (56.0, -27.0, -3.0), 31.9030),
+    (25, (60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    (31, (90.8027, -2.0831, 1.4410), (91.1528, -1.6435, 0.0447), 1.4441),
+    (34, (2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+def test_ciede2000_on_sharma_test_pairs(monkeypatch):
+    # The pairs are Lab, not sRGB (most are outside the gamut): feed them as they are by
+    # making the RGB -> Lab step the identity, and check each pair and their mean.
+    monkeypatch.setattr(metrics.color, "rgb_to_lab", lambda x: np.asarray(x))
+    lab1 = np.array([[p[1] for p in SHARMA_PAIRS]])
+    lab2 = np.array([[p[2] for p in SHARMA_PAIRS]])
+    published = np.array([p[3] for p in SHARMA_PAIRS])
+    for k, (number, _, _, de) in enumerate(SHARMA_PAIRS):
+        assert metrics.ciede2000(lab1[:, k:k + 1], lab2[:, k:k + 1]) == pytest.approx(de, abs=1e-4), number
+        assert metrics.ciede2000(lab2[:, k:k + 1], lab1[:, k:k + 1]) == pytest.approx(de, abs=1e-4), number
+    assert metrics.ciede2000(lab1, lab2) == pytest.approx(published.mean(), abs=1e-4)
+
+
+def test_ciede2000_of_white_and_black():
+    # L 100 vs 0 at a = b = 0: Delta L' = 100, and S_L = 1 at the mean lightness 50, so
+    # Delta E00 = 100 (white's published a, b are 0 to within 0.005).
+    assert metrics.ciede2000(_solid((1.0, 1.0, 1.0)), _solid((0.0, 0.0, 0.0))) == pytest.approx(100.0, abs=0.01)
 
 
 # ----------------------------------------------------------------- histograms
@@ -116,6 +190,17 @@ def test_frechet_distance_known_values():
     assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     # Same covariance, shifted mean: the distance is |shift|^2.
     assert metrics.frechet_distance(a, a + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+
+
+@pytest.mark.parametrize("n,d", [(50, 3), (5, 64)])  # the full-space and the reduced (N + M <= D) paths
+def test_frechet_distance_of_a_scaled_set(n, d):
+    # b = 2 a + shift: S_b = 4 S_a and (S_a S_b)^(1/2) = 2 S_a, so the trace term is
+    # tr(S_a + 4 S_a - 4 S_a) = tr(S_a), the sum of a's per-dimension sample variances.
+    a = np.random.default_rng(2).normal(size=(n, d))
+    shift = np.linspace(-1, 1, d)
+    mu_b = 2 * a.mean(0) + shift
+    expected = float(((a.mean(0) - mu_b) ** 2).sum() + a.var(0, ddof=1).sum())
+    assert metrics.frechet_distance(a, 2 * a + shift) == pytest.approx(expected, rel=1e-6)
 
 
 def test_frechet_distance_with_fewer_samples_than_dims_is_finite():
@@ -169,15 +254,36 @@ def test_probe_top1_in_chunks_matches_one_batch(photo):
         probe.top1([])
 
 
-def test_probe_confidence_is_the_softmax_of_its_label(photo):
+def test_probe_confidence_with_a_known_classifier(photo):
+    # Swap the judge's classifier for one whose answer is known: constant logits, 0 for
+    # every class but log(999) for class 7, so p(7) = 999 / (999 + 999 x 1) = 0.5 exactly.
     probe = metrics.EfficientNetProbe()
     images = [photo, photo[::-1], np.full((48, 48, 3), 0.5)]
-    labels, conf, feats = probe.classify(images)
+    fc = torch.nn.Linear(1280, 1000)
     with torch.no_grad():
-        probs = torch.softmax(probe.net._fc(torch.from_numpy(feats).float()), 1).numpy()
-    np.testing.assert_array_equal(labels, probs.argmax(1))
-    np.testing.assert_allclose(conf, probs.max(1), rtol=1e-5)
-    assert ((0 < conf) & (conf <= 1)).all()
+        fc.weight.zero_()
+        fc.bias.zero_()
+        fc.bias[7] = math.log(999)
+    probe.net._fc = fc
+    labels, conf, feats = probe.classify(images)
+    np.testing.assert_array_equal(labels, [7, 7, 7])
+    np.testing.assert_allclose(conf, 0.5, rtol=1e-6)
+    assert feats.shape == (3, 1280)
+
+
+def test_probe_classifies_the_features_it_returns(photo):
+    # A classifier that passes the first 1000 pooled features through as logits: the label is
+    # their argmax and the confidence their softmax maximum, 1 / sum(exp(f - max f)), in numpy.
+    probe = metrics.EfficientNetProbe()
+    images = [photo, photo[::-1], np.full((48, 48, 3), 0.5)]
+    fc = torch.nn.Linear(1280, 1000, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.eye(1000, 1280))
+    probe.net._fc = fc
+    labels, conf, feats = probe.classify(images)
+    first = feats[:, :1000]
+    np.testing.assert_array_equal(labels, first.argmax(1))
+    np.testing.assert_allclose(conf, 1.0 / np.exp(first - first.max(1, keepdims=True)).sum(1), rtol=1e-5)
     np.testing.assert_array_equal(probe(images)[0], labels)
 
 

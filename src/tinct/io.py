@@ -4,13 +4,17 @@ Decoding is Pillow's; this module only normalises what comes out of it: EXIF ori
 applied, any mode (1, L, LA, P, RGB, RGBA, CMYK, I;16, I, F) turned into sRGB floats in
 [0, 1] plus an optional alpha channel, and a pixel-count guard against decompression
 bombs that is checked from the header before anything is decoded.
+
+That guard is tinct's own and per call (``max_pixels``): tinct leaves Pillow's process-wide
+``PIL.Image.MAX_IMAGE_PIXELS`` to the program that imports it, and opens images without
+consulting it (:func:`open_header`).
 """
 
 from __future__ import annotations
 
 import io as _io
 import os
-import warnings
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +24,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .checkpoint import atomic_write
 
 DEFAULT_MAX_PIXELS = 180_000_000  # 180 MP: above any camera photo, below a bomb
-# tinct checks the pixel count itself (``max_pixels``, from the header, before decoding),
-# so Pillow's own global limit would only get in the way of a user who raises ours.
-Image.MAX_IMAGE_PIXELS = None
 INPUT_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -91,15 +92,45 @@ def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = Non
         return _open_and_convert(f, name, max_pixels)
 
 
+def open_header(fp) -> Image.Image:
+    """``PIL.Image.open`` of a binary file object, the header only, without Pillow's pixel limit.
+
+    ``Image.open`` compares every image's size with ``PIL.Image.MAX_IMAGE_PIXELS``, a
+    process-wide setting that belongs to the program importing tinct. tinct has its own
+    per-call limit (``max_pixels``, checked by the callers from ``im.size``), so this asks
+    Pillow's registered format plugins directly, in Pillow's order and with the errors
+    ``Image.open`` treats as "not this format" -- which neither reads nor changes that
+    global, and so is safe from any thread.
+
+    A few formats check Pillow's limit again inside their plugins (the frames of an MPO
+    while opening, TIFF and GIF images while decoding); for those Pillow's global still
+    applies, and tinct reports its ``DecompressionBombError`` as an :class:`ImageError`.
+
+    Raises:
+        PIL.UnidentifiedImageError: no plugin recognises the data.
+    """
+    Image.init()  # registers every plugin (a no-op after the first call)
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in list(Image.ID):
+        factory, accept = Image.OPEN[fmt]
+        try:
+            result = not accept or accept(prefix)  # a str is a plugin's "not quite" message
+            if result and not isinstance(result, str):
+                fp.seek(0)
+                return factory(fp, "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue  # not this format after all (a short prefix, a bad header)
+    raise UnidentifiedImageError(f"cannot identify image file {fp!r}")
+
+
 def _open_and_convert(fp, name: str, max_pixels: int) -> Photo:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(fp)  # reads the header only
-            _check_pixels(im, name, max_pixels)
-            im.load()
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{name}: {e} (raise the limit with --max-megapixels)") from None
+        im = open_header(fp)
+        _check_pixels(im, name, max_pixels)
+        im.load()
+    except Image.DecompressionBombError as e:  # from a format that checks Pillow's limit while decoding
+        raise ImageError(f"{name}: {e} (Pillow's own limit for this format, PIL.Image.MAX_IMAGE_PIXELS)") from None
     except ImageError:
         raise
     except UnidentifiedImageError:

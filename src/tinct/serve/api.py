@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
-from ..io import ImageError, Photo, load_image
+from ..io import ImageError, Photo, load_image, open_header
 
 router = APIRouter()
 
@@ -112,10 +112,12 @@ def decode_upload(data: bytes, max_pixels: int) -> Photo:
 
 def _status_for_bad_image(data: bytes, max_pixels: int) -> int:
     try:
-        with Image.open(io.BytesIO(data)) as im:  # the header only
+        with open_header(io.BytesIO(data)) as im:  # not Image.open: Pillow's own pixel limit would raise here
             w, h = im.size
     except UnidentifiedImageError:  # no format recognised: not an image
         return 415
+    except Image.DecompressionBombError:  # an MPO frame over Pillow's limit: too many pixels all the same
+        return 413
     except (OSError, ValueError, SyntaxError, EOFError):  # recognised, but the header is damaged
         return 422
     return 413 if w * h > max_pixels else 422
