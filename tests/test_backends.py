@@ -69,8 +69,8 @@ def test_onnx_and_torch_predict_the_same_ab(exported):
     torch_col = Colorizer.load("default", backend="torch")
     onnx_col = Colorizer.load(exported)
     assert (torch_col.backend, onnx_col.backend) == ("torch", "onnx")
-    assert (onnx_col.size, onnx_col.temperature, onnx_col.flip, onnx_col.output) == \
-        (torch_col.size, torch_col.temperature, torch_col.flip, torch_col.output)
+    assert (onnx_col.size, onnx_col.temperature, onnx_col.flip, onnx_col.spec) == \
+        (torch_col.size, torch_col.temperature, torch_col.flip, torch_col.spec)  # the spec travels in the file
     worst = 0.0
     for seed, (w, h) in enumerate([(256, 256), (300, 200), (97, 411)]):  # dynamic height and width
         L = Colorizer.luminance(np.asarray(make_photo(w, h, seed)))

@@ -167,7 +167,7 @@ def test_missing_model(tmp_path):
 
 def test_bundled_default_model_loads_and_colorizes():
     col = Colorizer.load("default")
-    assert col.output == "bins313"
+    assert col.spec.is_bins and col.spec.bins == "313" and col.spec.tag == "bins313"
     out = col.colorize(make_photo(70, 50).convert("L"))
     assert out.size == (70, 50)
     lab = skcolor.rgb2lab(np.asarray(out, np.float64) / 255)

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CheckpointError, atomic_write, first_line
+from .models import spec_of
 from .paths import cache_dir
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -96,7 +97,8 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
     """Write ``model`` as ONNX with dynamic batch, height and width, and tinct's meta inside.
 
     The input is ``L_n`` (normalised L, ``(B, 1, H, W)``, H and W multiples of the model's
-    stride); the output is the network's raw output. The TorchScript-based exporter is tried
+    stride); the output is the network's raw output. ``model`` comes from
+    :func:`tinct.models.create_model` (or a checkpoint): its spec is written into the meta. The TorchScript-based exporter is tried
     first (about a second); where it cannot trace a model, the torch.export-based one.
 
     Raises:
@@ -107,12 +109,14 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
     except ImportError as e:
         raise BackendError("exporting to ONNX needs the onnx package: pip install onnx onnxscript") from e
 
+    spec = spec_of(model)
     model = model.eval().cpu()
-    stride = int(getattr(model, "stride", 32))
+    stride = spec.stride
     side = max(stride, example_size // stride * stride)
-    example = torch.zeros(1, 1, side, side + stride)
-    meta = {**meta, "output": getattr(model, "output", meta.get("output", "ab")), "stride": stride,
-            "size": int(meta.get("size", getattr(model, "native_size", 256)))}
+    example = torch.zeros(1, spec.in_channels, side, side + stride)
+    # The spec travels in the file (the ONNX backend has no model to ask), beside the
+    # working size the colorizer uses.
+    meta = {**meta, **spec.to_meta(), "size": int(meta.get("size", spec.native_size))}
     errors = []
     for dynamo in (False, True):
         tmp = Path(path).with_name(f"{Path(path).name}.{os.getpid()}.export")  # processes may export at once

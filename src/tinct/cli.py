@@ -343,7 +343,7 @@ def cmd_export(args) -> int:
     except BackendError as e:
         return _error(str(e), EXIT_FAILED)
     print(f"wrote {args.output} (opset {args.opset}; input L_n: batch x 1 x H x W, H and W multiples of "
-          f"{getattr(model, 'stride', 32)})", file=sys.stderr)
+          f"{model.spec.stride})", file=sys.stderr)
     return EXIT_OK
 
 

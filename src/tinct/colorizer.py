@@ -29,7 +29,9 @@ from PIL import Image
 
 from . import checkpoint, color
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchBackend, cached_onnx, onnx_available
+from .decode import bin_centers, decode_ab
 from .io import DEFAULT_MAX_PIXELS, Photo, load_image, rgb_float
+from .models import ModelSpec, spec_of
 
 STRIP_PIXELS = 1 << 20  # pixels per strip when computing L and composing the output
 
@@ -70,14 +72,16 @@ class Colorizer:
 
     def __init__(self, model: torch.nn.Module | None, meta: dict | None = None, device: str | torch.device = "cpu",
                  net=None):
-        """``net``: a backend (see :mod:`tinct.backends`); default: PyTorch running ``model``."""
+        """``model``: built by :func:`tinct.models.create_model` (its ``spec`` says what it
+        outputs); None with an ONNX ``net``, whose file records the spec in its meta.
+        ``net``: a backend (see :mod:`tinct.backends`); default: PyTorch running ``model``."""
         self.model = model
         self.net = net or TorchBackend(model, device)
         self.backend = self.net.name
         self.meta = dict(meta or {})
-        self.output = self.meta.get("output") or getattr(model, "output", "ab")
-        self.stride = int(getattr(model, "stride", self.meta.get("stride", 32)))
-        self.size = int(self.meta.get("size", getattr(model, "native_size", 256)))
+        self.spec: ModelSpec = spec_of(model) if model is not None else ModelSpec.from_meta(self.meta)
+        # Working size: the checkpoint's choice (tuned on validation photos), else the model's own.
+        self.size = int(self.meta.get("size", self.spec.native_size))
         self.temperature = float(self.meta.get("temperature", 0.38))
         # Test-time flip averaging: the network also sees the mirrored photo and the two
         # raw outputs are averaged (twice the network time; set in the checkpoint's meta).
@@ -92,8 +96,7 @@ class Colorizer:
         # on validation photos so the outputs are as colourful as real ones); the user's
         # ``saturation`` multiplies on top, so saturation 1 means "as the model is calibrated".
         self.chroma_gain = float(self.meta.get("chroma_gain", 1.0))
-        if self.output.startswith("bins"):
-            self.centers = torch.from_numpy(color.bin_centers(self.output[4:]))
+        self.centers = bin_centers(self.spec) if self.spec.is_bins else None
 
     @classmethod
     def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto") -> "Colorizer":
@@ -171,22 +174,22 @@ class Colorizer:
 
     def working_shape(self, h: int, w: int, size: int | None) -> tuple[int, int]:
         """Short side scaled to ``size``, aspect kept, both sides multiples of the stride."""
-        size = int(size or self.size)
-        if size < self.stride:
-            raise ValueError(f"size must be at least {self.stride}, got {size}")
+        size, stride = int(size or self.size), self.spec.stride
+        if size < stride:
+            raise ValueError(f"size must be at least {stride}, got {size}")
         s = size / min(h, w)
-        r = lambda v: max(self.stride, int(round(v * s / self.stride)) * self.stride)  # noqa: E731
+        r = lambda v: max(stride, int(round(v * s / stride)) * stride)  # noqa: E731
         hh, ww = r(h), r(w)
         cap = 4 * size  # very long panoramas: cap the long side, keep the cost bounded
         if max(hh, ww) > cap:
             t = cap / max(hh, ww)
-            hh, ww = max(self.stride, int(hh * t) // self.stride * self.stride), max(self.stride, int(ww * t) // self.stride * self.stride)
+            hh, ww = max(stride, int(hh * t) // stride * stride), max(stride, int(ww * t) // stride * stride)
         return hh, ww
 
     def working_sizes(self, size: int | None) -> list[int]:
         """The working sizes the network sees for ``size`` (one per scale, largest first)."""
         size = int(size or self.size)
-        return [size if s == 1.0 else max(self.stride, int(round(size * s))) for s in sorted(self.scales, reverse=True)]
+        return [size if s == 1.0 else max(self.spec.stride, int(round(size * s))) for s in sorted(self.scales, reverse=True)]
 
     def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int) -> list[torch.Tensor]:
         """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes.
@@ -239,15 +242,9 @@ class Colorizer:
 
     @torch.no_grad()
     def decode(self, y: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """Raw network output ``(B, C, h', w')`` -> ab ``(B, 2, h', w')`` in Lab units, calibrated."""
-        if self.output.startswith("bins"):
-            ab = color.annealed_mean(y, self.centers, temperature or self.temperature)
-        elif self.output == "ab":
-            ab = color.denormalize_ab(y)
-        elif self.output == "rgb":  # RGB models (seed 000): keep the chroma of their RGB
-            ab = color.rgb_to_lab(y.clamp(0, 1))[:, 1:]
-        else:
-            raise ValueError(f"model output kind {self.output!r} is not supported by the colorizer")
+        """Raw network output ``(B, C, h', w')`` -> ab ``(B, 2, h', w')`` in Lab units, calibrated
+        (:func:`tinct.decode.decode_ab`, then the stored chroma gain)."""
+        ab = decode_ab(y, self.spec, temperature or self.temperature, centers=self.centers)
         return ab * self.chroma_gain if self.chroma_gain != 1.0 else ab
 
     @torch.no_grad()

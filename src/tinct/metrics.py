@@ -176,7 +176,7 @@ class EfficientNetProbe:
     feature_dim = 1280
 
     def __init__(self, device: str = "cpu"):
-        from .models.effunet import load_efficientnet_lite0
+        from .models.layers import load_efficientnet_lite0
 
         self.device = torch.device(device)
         self.net = load_efficientnet_lite0(pretrained=True).eval().to(self.device)

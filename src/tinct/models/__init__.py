@@ -1,44 +1,93 @@
 """Networks, chosen by name.
 
 Every network is a plain ``nn.Module`` built by a small factory function registered with
-``@register_model``. Families live one per file and are imported explicitly below, so a
-name is found by reading this file, not by scanning folders.
+``@register_model(spec=...)``. The :class:`ModelSpec` declared there is the one place that
+says what the network outputs (ab, rgb, logits over ab bins, critic logits), its stride and
+its native working size; ``create_model`` attaches it to the model as ``model.spec``.
+Families live one per file and are imported explicitly below, so a name is found by
+reading this file, not by scanning folders. Blocks shared by families are in ``layers``.
 
 How to add a model (the full walk-through is docs/ADDING_A_MODEL.md):
     1. Write the ``nn.Module`` in a file of its family (or a new file), taking L_n
-       ``(B, 1, H, W)`` in [-1, 1] and returning what its ``output`` kind promises.
-    2. Add a factory decorated with ``@register_model`` that sets ``model.output`` to
-       ``"ab"`` (regression, ab_n), ``"rgb"`` (sRGB in [0, 1]), ``"bins313"`` /
-       ``"bins16x16"`` (logits over ab bins) or ``"critic"`` (a GAN discriminator), plus
-       ``model.native_size`` (working side length) and ``model.stride`` (input sides must
-       be multiples of it).
+       ``(B, 1, H, W)`` in [-1, 1] and returning what its spec's ``output`` promises.
+    2. Add a factory decorated with ``@register_model(spec=ModelSpec(...))``; where the
+       stride or size depend on the factory's arguments, ``spec`` is a function of them.
     3. Import the module below.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from typing import Any, Callable
 
 import torch.nn as nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from .spec import ModelSpec
+
+Factory = Callable[..., nn.Module]
+# A spec, or a function of the factory's keyword arguments (defaults filled in) giving one.
+SpecDecl = ModelSpec | Callable[..., ModelSpec]
+
+_REGISTRY: dict[str, tuple[Factory, SpecDecl]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a factory under its function name; a duplicate name is an error."""
-    name = fn.__name__
-    if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is registered twice")
-    _REGISTRY[name] = fn
-    return fn
+def register_model(fn: Factory | None = None, *, spec: SpecDecl | None = None) -> Callable[[Factory], Factory]:
+    """Decorator: register a factory under its function name, with its :class:`ModelSpec`.
+
+    ``spec`` is a ``ModelSpec``, or (where stride or size follow the factory's arguments) a
+    function called with every argument of the factory, defaults filled in, e.g.
+    ``spec=lambda depth, **_: ModelSpec("ab", stride=2**depth, native_size=256)``.
+    A duplicate name is an error.
+    """
+    if fn is not None or spec is None:  # the bare @register_model of before specs existed
+        raise TypeError(f"{getattr(fn, '__name__', 'a model')}: declare its spec, @register_model(spec=ModelSpec(...))")
+    if not isinstance(spec, ModelSpec) and not callable(spec):
+        raise TypeError(f"spec must be a ModelSpec or a function returning one, got {spec!r}")
+
+    def register(factory: Factory) -> Factory:
+        name = factory.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = (factory, spec)
+        return factory
+
+    return register
 
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered network by name.
+def _entry(name: str) -> tuple[Factory, SpecDecl]:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
+def model_spec(name: str, **kwargs: Any) -> ModelSpec:
+    """The spec of the model ``create_model(name, **kwargs)`` would build, without building it.
+
+    Raises:
+        KeyError: the name is not registered.
+        TypeError: ``kwargs`` do not fit the factory.
+    """
+    factory, spec = _entry(name)
+    if isinstance(spec, ModelSpec):
+        return spec
+    bound = inspect.signature(factory).bind(**kwargs)
+    bound.apply_defaults()
+    args: dict[str, Any] = {}
+    for key, value in bound.arguments.items():  # a factory's **kwargs are passed on flat
+        is_var = bound.signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD
+        args.update(value if is_var else {key: value})
+    resolved = spec(**args)
+    if not isinstance(resolved, ModelSpec):
+        raise TypeError(f"the spec function of model {name!r} returned {resolved!r}, not a ModelSpec")
+    return resolved
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered network by name, with ``spec``, ``arch`` and ``arch_kwargs`` set.
 
     Args:
         name: a name from ``list_models()``.
@@ -47,17 +96,37 @@ def create_model(name: str, **kwargs) -> nn.Module:
     Raises:
         KeyError: the name is not registered (the message lists the known names).
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    model = _REGISTRY[name](**kwargs)
-    model.arch = name
+    factory, _ = _entry(name)
+    spec = model_spec(name, **kwargs)
+    model = factory(**kwargs)
+    model.spec = spec
+    model.arch = name  # arch and arch_kwargs are what checkpoints record to rebuild it
     model.arch_kwargs = dict(kwargs)
+    # Deprecated one-word output kind (``spec.tag``), kept while tinct.tasks still reads
+    # ``model.output``; new code reads ``model.spec``.
+    model.output = spec.tag
     return model
+
+
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The spec of a model built by :func:`create_model` (or loaded from a checkpoint).
+
+    A DistributedDataParallel (or other ``.module``) wrapper is looked through.
+
+    Raises:
+        TypeError: the model was not built by ``create_model``.
+    """
+    spec = getattr(model, "spec", None)
+    if spec is None and isinstance(getattr(model, "module", None), nn.Module):
+        spec = getattr(model.module, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(f"{type(model).__name__} has no ModelSpec: build it with tinct.models.create_model")
+    return spec
 
 
 def describe(name: str) -> str:
     """First line of the factory's docstring."""
-    doc = _REGISTRY[name].__doc__ or ""
+    doc = _entry(name)[0].__doc__ or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 

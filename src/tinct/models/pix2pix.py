@@ -5,7 +5,7 @@
   002's "6-layer U-Net" for 64 px crops; ``depth`` 8 is pix2pix's own for 256 px.
 - ``patchgan``: the 70x70 PatchGAN discriminator (``n_layers`` 3): conditional, it reads
   ``cat(L_n, ab_n)`` ``(B, 3, H, W)`` and returns one logit per patch. It is not a
-  colorizer (``output = "critic"``); GAN tasks build it beside the generator.
+  colorizer (its spec's output is ``"critic"``); GAN tasks build it beside the generator.
 
 Both are initialised N(0, 0.02) (BatchNorm weights N(1, 0.02)), as in pix2pix.
 """
@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from . import register_model
+from .spec import ModelSpec
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
@@ -94,18 +95,15 @@ class PatchGAN(nn.Module):
         return self.body(x)
 
 
-@register_model
+# 64 px crops for the 6-level generator (seed 002), pix2pix's own 256 for deeper ones.
+@register_model(spec=lambda depth, **_: ModelSpec("ab", stride=2**depth, native_size=64 if depth <= 6 else 256))
 def pix2pix_unet(pretrained: bool = False, depth: int = 6, ngf: int = 64, dropout: bool = True) -> nn.Module:
     """Seed 002 GAN generator: pix2pix U-Net (depth 6 for 64 px), tanh ab, N(0, 0.02) init."""
-    model = init_normal_(UNetGenerator(1, 2, depth, ngf, dropout))
-    model.output, model.native_size, model.stride = "ab", 64 if depth <= 6 else 256, 2**depth
-    return model
+    return init_normal_(UNetGenerator(1, 2, depth, ngf, dropout))
 
 
-@register_model
+@register_model(spec=lambda n_layers, in_channels, **_: ModelSpec("critic", stride=2**n_layers, native_size=256,
+                                                                   in_channels=in_channels))
 def patchgan(pretrained: bool = False, in_channels: int = 3, ndf: int = 64, n_layers: int = 3) -> nn.Module:
     """PatchGAN discriminator on cat(L, ab) for GAN recipes (a critic, not a colorizer)."""
-    model = init_normal_(PatchGAN(in_channels, ndf, n_layers))
-    model.output, model.native_size, model.stride = "critic", 256, 2**n_layers
-    model.in_channels = in_channels
-    return model
+    return init_normal_(PatchGAN(in_channels, ndf, n_layers))

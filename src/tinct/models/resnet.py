@@ -23,11 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register_model
-from .effunet import _TAP_CHANNELS, _TAPS, load_efficientnet_lite0
-
-
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from .layers import LITE0_TAP_CHANNELS, LITE0_TAPS, UpBlock, conv_bn_relu, load_efficientnet_lite0, run_efficientnet_blocks
+from .spec import ModelSpec
 
 
 class BasicBlock(nn.Module):
@@ -57,7 +54,7 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, blocks=(2, 2, 2, 2), stages: int = 4, in_channels: int = 1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.stem = conv_bn_relu(in_channels, 64, kernel=7, stride=2)
         self.pool = nn.MaxPool2d(3, stride=2, padding=1)
         self.stages = nn.ModuleList()
         cin = 64
@@ -77,7 +74,13 @@ class ResNetEncoder(nn.Module):
 
 
 class EffNetEncoder(nn.Module):
-    """EfficientNet-Lite0 up to stride 16: features at strides 2, 4, 8, 16 (16, 24, 40, 112 ch)."""
+    """EfficientNet-Lite0 up to stride 16: features at strides 2, 4, 8, 16 (16, 24, 40, 112 ch).
+
+    Only the stem and the blocks up to stride 16 are kept, under this module's own names
+    (``conv_stem``, ``bn0``, ``blocks``: the keys of its checkpoints).
+    """
+
+    STRIDES = (2, 4, 8, 16)
 
     def __init__(self, pretrained: bool = True):
         super().__init__()
@@ -85,30 +88,14 @@ class EffNetEncoder(nn.Module):
         self.n_total = len(net._blocks)  # drop-connect rates depend on the full depth
         self.rate = net._global_params.drop_connect_rate
         self.conv_stem, self.bn0, self.act = net._conv_stem, net._bn0, net._swish
-        self.taps = [_TAPS[s] for s in (2, 4, 8, 16)]
+        self.taps = [LITE0_TAPS[s] for s in self.STRIDES]
         self.blocks = nn.ModuleList(net._blocks[: self.taps[-1] + 1])
-        self.channels = [_TAP_CHANNELS[s] for s in (2, 4, 8, 16)]
+        self.channels = [LITE0_TAP_CHANNELS[s] for s in self.STRIDES]
 
     def forward(self, L_n: torch.Tensor) -> list[torch.Tensor]:
-        x = self.act(self.bn0(self.conv_stem(L_n.expand(-1, 3, -1, -1))))  # grey photo = equal RGB
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x, drop_connect_rate=self.rate * i / self.n_total if self.rate else None)
-            if i in self.taps:
-                feats.append(x)
-        return feats
-
-
-class _Up(nn.Module):
-    """Transposed conv x2, concatenate the skip, two conv-BN-ReLU."""
-
-    def __init__(self, cin: int, cskip: int, cout: int):
-        super().__init__()
-        self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
-        self.body = nn.Sequential(_conv_bn_relu(cout + cskip, cout), _conv_bn_relu(cout, cout))
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([self.up(x), skip], 1))
+        stem = lambda x: self.act(self.bn0(self.conv_stem(x)))  # noqa: E731
+        x = L_n.expand(-1, 3, -1, -1)  # grey photo = equal RGB
+        return run_efficientnet_blocks(x, stem, self.blocks, self.taps, self.rate, self.n_total)[1]
 
 
 class EncoderUNet(nn.Module):
@@ -122,9 +109,9 @@ class EncoderUNet(nn.Module):
         self.encoder = encoder
         c2, c4, c8, c16 = encoder.channels[:4]
         w8, w4, w2 = widths
-        self.up8 = _Up(c16, c8, w8)
-        self.up4 = _Up(w8, c4, w4)
-        self.up2 = _Up(w4, c2, w2)
+        self.up8 = UpBlock(c16, c8, w8, mode="transposed")
+        self.up4 = UpBlock(w8, c4, w4, mode="transposed")
+        self.up2 = UpBlock(w4, c2, w2, mode="transposed")
         self.head = nn.Conv2d(w2, 2, 3, padding=1)
 
     def forward(self, L_n: torch.Tensor) -> torch.Tensor:
@@ -150,7 +137,7 @@ class ResNetUpsample(nn.Module):
         layers, stride = [], 2 ** (stages + 1)
         while stride > out_stride:
             cout = max(cin // 2, 32)
-            layers += [_conv_bn_relu(cin, cout), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
+            layers += [conv_bn_relu(cin, cout), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
             cin, stride = cout, stride // 2
         self.decoder = nn.Sequential(*layers)
         self.head = nn.Conv2d(cin, out_channels, 3, padding=1)
@@ -161,31 +148,29 @@ class ResNetUpsample(nn.Module):
         return torch.tanh(y) if self.tanh else y
 
 
-def _tag(model: nn.Module, output: str, native_size: int, stride: int) -> nn.Module:
-    model.output, model.native_size, model.stride = output, native_size, stride
-    return model
+# Seed 001/002's networks all see 256 px crops; the stride is the deepest encoder stage's.
+_AB_AT_16 = ModelSpec("ab", stride=16, native_size=256)
 
 
-@register_model
+@register_model(spec=_AB_AT_16)
 def resnet18_unet_ab(pretrained: bool = False, widths=(128, 64, 64)) -> nn.Module:
     """Seed 001: U-Net on a ResNet-18 encoder (random init), tanh ab at 1/2 resolution."""
-    return _tag(EncoderUNet(ResNetEncoder((2, 2, 2, 2), stages=3), tuple(widths)), "ab", 256, 16)
+    return EncoderUNet(ResNetEncoder((2, 2, 2, 2), stages=3), tuple(widths))
 
 
-@register_model
+@register_model(spec=_AB_AT_16)
 def effnet_unet_ab(pretrained: bool = True, widths=(128, 64, 64)) -> nn.Module:
     """Seed 001 with an ImageNet encoder: U-Net on EfficientNet-Lite0 (stand-in for ResNet-18), tanh ab."""
-    return _tag(EncoderUNet(EffNetEncoder(pretrained), tuple(widths)), "ab", 256, 16)
+    return EncoderUNet(EffNetEncoder(pretrained), tuple(widths))
 
 
-@register_model
+@register_model(spec=_AB_AT_16)
 def resnet34_regress_ab(pretrained: bool = False) -> nn.Module:
     """Seed 002 regression: ResNet-34 trunk (stride 16) + upsampling blocks, tanh ab, full resolution."""
-    return _tag(ResNetUpsample((3, 4, 6, 3), stages=3, out_channels=2, out_stride=1), "ab", 256, 16)
+    return ResNetUpsample((3, 4, 6, 3), stages=3, out_channels=2, out_stride=1)
 
 
-@register_model
+@register_model(spec=ModelSpec("bins", bins="16x16", stride=8, native_size=256))
 def resnet18_classify16(pretrained: bool = False, out_stride: int = 4) -> nn.Module:
     """Seed 002 classifier: ResNet-18 trunk (stride 8) + upsampling, logits over the 16x16 ab grid."""
-    net = ResNetUpsample((2, 2, 2, 2), stages=2, out_channels=256, out_stride=out_stride, tanh=False)
-    return _tag(net, "bins16x16", 256, 8)
+    return ResNetUpsample((2, 2, 2, 2), stages=2, out_channels=256, out_stride=out_stride, tanh=False)

@@ -17,10 +17,8 @@ import torch
 import torch.nn as nn
 
 from . import register_model
-
-
-def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+from .layers import conv_bn_relu
+from .spec import ModelSpec
 
 
 class SimpleCNN(nn.Module):
@@ -33,7 +31,7 @@ class SimpleCNN(nn.Module):
         super().__init__()
         down, cin = [], 1
         for w in widths:
-            down += [*_conv_bn_relu(cin, w), nn.MaxPool2d(2)]
+            down += [*conv_bn_relu(cin, w), nn.MaxPool2d(2)]
             cin = w
         up = []
         for w in up_widths:
@@ -98,24 +96,19 @@ class Autoencoder13(nn.Module):
         return torch.tanh(self.head(self.decoder(self.encoder(L_n))))
 
 
-def _tag(model: nn.Module, output: str, native_size: int, stride: int) -> nn.Module:
-    model.output, model.native_size, model.stride = output, native_size, stride
-    return model
-
-
-@register_model
+@register_model(spec=ModelSpec("rgb", stride=16, native_size=96))
 def cnn_rgb(pretrained: bool = False) -> nn.Module:
     """Seed 000 baseline: 4-down/4-up CNN without skips, grey -> RGB (sigmoid), ~4.3M params."""
-    return _tag(SimpleCNN(), "rgb", 96, 16)
+    return SimpleCNN()
 
 
-@register_model
+@register_model(spec=ModelSpec("ab", stride=2, native_size=256))
 def shallow_ab(pretrained: bool = False, widths=(64, 128), bottleneck: int = 256) -> nn.Module:
     """Seed 001 baseline: 2 convs + pool, bottleneck, transposed conv, tanh ab."""
-    return _tag(ShallowNet(tuple(widths), bottleneck), "ab", 256, 2)
+    return ShallowNet(tuple(widths), bottleneck)
 
 
-@register_model
+@register_model(spec=ModelSpec("ab", stride=8, native_size=96))
 def autoencoder13(pretrained: bool = False) -> nn.Module:
     """Seed 004: 13-layer convolutional autoencoder (6 enc + 7 dec convs), tanh ab, ~6M params."""
-    return _tag(Autoencoder13(), "ab", 96, 8)
+    return Autoencoder13()

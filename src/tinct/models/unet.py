@@ -14,14 +14,15 @@ import torch
 import torch.nn as nn
 
 from . import register_model
+from .layers import conv_bn_relu
+from .spec import ModelSpec
 
 
 class DoubleConv(nn.Sequential):
+    """Two conv-BN-ReLU, flat (keys 0 to 5, as the seed's checkpoints have them)."""
+
     def __init__(self, cin: int, cout: int):
-        super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        )
+        super().__init__(*conv_bn_relu(cin, cout), *conv_bn_relu(cout, cout))
 
 
 class UNet(nn.Module):
@@ -60,17 +61,14 @@ class UNet(nn.Module):
         return self.activation(self.head(x))
 
 
-@register_model
+# Input sides must survive ``depth`` 2x poolings.
+@register_model(spec=lambda depth, **_: ModelSpec("rgb", stride=2**depth, native_size=96))
 def unet_rgb(pretrained: bool = False, base: int = 24, depth: int = 4) -> nn.Module:
     """Seed 000: 4-level U-Net, grey -> RGB (sigmoid), ~4.4M params at base 24."""
-    model = UNet(3, base, depth, "sigmoid")
-    model.output, model.native_size, model.stride = "rgb", 96, 2**depth
-    return model
+    return UNet(3, base, depth, "sigmoid")
 
 
-@register_model
+@register_model(spec=lambda depth, **_: ModelSpec("ab", stride=2**depth, native_size=256))
 def unet_lab(pretrained: bool = False, base: int = 52, depth: int = 4) -> nn.Module:
     """Seed 000: 4-level U-Net, L -> ab (tanh), ~20.5M params at base 52."""
-    model = UNet(2, base, depth, "tanh")
-    model.output, model.native_size, model.stride = "ab", 256, 2**depth
-    return model
+    return UNet(2, base, depth, "tanh")

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from . import register_model
+from .spec import ModelSpec
 
 # One block per tuple: (width, convs, stride of the last conv, dilation).
 ECCV16_PLAN = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2), (512, 3, 1, 2), (512, 3, 1, 1))
@@ -68,17 +69,13 @@ class ZhangRegressor(nn.Module):
         return torch.tanh(self.upsample(self.net(L_n)))
 
 
-@register_model
+@register_model(spec=ModelSpec("bins", bins="313", stride=8, native_size=256))
 def zhang_eccv16(pretrained: bool = False) -> nn.Module:
     """Seed 003: Zhang et al. ECCV16 (8 conv blocks, ~32M params), 313-bin logits at 1/4."""
-    model = ZhangNet()
-    model.output, model.native_size, model.stride = "bins313", 256, 8
-    return model
+    return ZhangNet()
 
 
-@register_model
+@register_model(spec=ModelSpec("ab", stride=8, native_size=96))
 def zhang_small_ab(pretrained: bool = False) -> nn.Module:
     """Seed 004: reduced Zhang-style CNN (~3.8M params) regressing ab (tanh), no rebalancing."""
-    model = ZhangRegressor()
-    model.output, model.native_size, model.stride = "ab", 96, 8
-    return model
+    return ZhangRegressor()

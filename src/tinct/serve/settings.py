@@ -87,7 +87,7 @@ class ModelEntry:
 
     def info(self) -> dict:
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
-                "output": self.colorizer.output}
+                "output": self.colorizer.spec.tag}
 
 
 def split_spec(text: str) -> tuple[str, str]:
@@ -124,7 +124,7 @@ def load_models(specs: list[str]) -> dict[str, ModelEntry]:
             raise ValueError(f"two models are named {name!r}; name them with NAME=MODEL")
         path = resolve_model_path(spec)
         colorizer = Colorizer.load(path)
-        description = BUNDLED[spec][1] if spec in BUNDLED else f"checkpoint {path.name} ({colorizer.output})"
+        description = BUNDLED[spec][1] if spec in BUNDLED else f"checkpoint {path.name} ({colorizer.spec.tag})"
         entries[name] = ModelEntry(name, spec, colorizer, _file_digest(path), description)
     return entries
 
