@@ -202,28 +202,23 @@ class SemanticTeacher(nn.Module):
 
     def __init__(self, size: int = 160):
         super().__init__()
-        from .models.effunet import _TAPS, load_efficientnet_lite0
+        from .models.layers import LITE0_TAPS, load_efficientnet_lite0
 
         self.net = load_efficientnet_lite0(pretrained=True).eval().requires_grad_(False)
         self.size = size
-        self.taps = {_TAPS[stride] for stride in (8, 16, 32)}  # the last block at each of these strides
+        self.taps = {LITE0_TAPS[stride] for stride in (8, 16, 32)}  # the last block at each of these strides
 
     def train(self, mode: bool = True) -> "SemanticTeacher":
         return super().train(False)  # the classifier is always in eval mode
 
     def run(self, rgb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """sRGB in [0, 1] ``(B, 3, H, W)`` -> (class logits, features at the taps)."""
-        net = self.net
+        from .models.layers import efficientnet_features, efficientnet_head
+
         x = F.interpolate(rgb.clamp(0, 1), size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = ((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        taps = []
-        for i, block in enumerate(net._blocks):
-            x = block(x)
-            if i in self.taps:
-                taps.append(x)
-        head = net._swish(net._bn1(net._conv_head(x)))
-        return net._fc(head.mean((2, 3))), taps
+        x, taps = efficientnet_features(self.net, x, self.taps)
+        return self.net._fc(efficientnet_head(self.net, x).mean((2, 3))), taps
 
     def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():

@@ -102,9 +102,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     model.spec = spec
     model.arch = name  # arch and arch_kwargs are what checkpoints record to rebuild it
     model.arch_kwargs = dict(kwargs)
-    # Deprecated one-word output kind (``spec.tag``), kept while tinct.tasks still reads
-    # ``model.output``; new code reads ``model.spec``.
-    model.output = spec.tag
     return model
 
 

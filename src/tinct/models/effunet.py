@@ -21,10 +21,6 @@ from .layers import (LITE0_HEAD_CHANNELS, LITE0_TAP_CHANNELS, LITE0_TAPS, UpBloc
                      efficientnet_head, load_efficientnet_lite0)
 from .spec import ModelSpec
 
-# The old private names, still imported by scripts/train_default.py's SemanticTeacher.
-_TAPS, _TAP_CHANNELS = LITE0_TAPS, LITE0_TAP_CHANNELS
-__all__ = ["EffUNet", "effunet_bins313", "load_efficientnet_lite0"]
-
 
 class EffUNet(nn.Module):
     """L_n ``(B, 1, H, W)`` -> logits over ab bins (or ab_n) at ``(H/4, W/4)``.

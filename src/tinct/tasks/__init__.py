@@ -22,6 +22,7 @@ import numpy as np
 import torch.nn as nn
 
 from ..config import ConfigError, OptimConfig, TaskConfig
+from ..models import spec_of
 from .base import NonFiniteLoss, Task, fit, lr_factor
 from .classification import ClassificationTask, estimate_prior, hard_labels
 from .critic import Critic
@@ -43,12 +44,13 @@ def build(cfg: TaskConfig, optim: OptimConfig, model: nn.Module, steps: int, tem
     if cfg.kind == "regression":
         return RegressionTask(model, cfg, optim, steps, temperature)
     if cfg.kind == "classification":
-        if not getattr(model, "output", "").startswith("bins"):
-            raise ConfigError(f"task.kind=classification needs a bin model; {model.arch} outputs {model.output!r}")
+        spec = spec_of(model)
+        if not spec.is_bins:
+            raise ConfigError(f"task.kind=classification needs a bin model; {model.arch} outputs {spec.tag!r}")
         if prior is None and cfg.class_weights != "none":
             if train_set is None:
                 raise ValueError("the class weights need a bin prior: pass train_set or prior")
-            prior = estimate_prior(train_set, model.output[4:], cfg.prior_images)
+            prior = estimate_prior(train_set, spec.bins, cfg.prior_images)
         n = len(train_set) if train_set is not None else 1
         crop = train_set.crop if train_set is not None else 1
         return ClassificationTask(model, cfg, optim, steps, temperature, prior, crop * crop, n)

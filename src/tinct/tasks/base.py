@@ -14,6 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import color
+from ..decode import bin_centers, decode_ab
+from ..models import spec_of
 from ..config import ConfigError, OptimConfig
 
 
@@ -22,17 +24,6 @@ class NonFiniteLoss(RuntimeError):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def to_ab_n(y: torch.Tensor, output: str, centers: torch.Tensor | None, temperature: float) -> torch.Tensor:
-    """A model's raw output -> ab_n ``(B, 2, h, w)`` (differentiable)."""
-    if output == "ab":
-        return y
-    if output == "rgb":
-        return color.normalize_ab(color.rgb_to_lab(y)[:, 1:])
-    if output.startswith("bins"):
-        return color.normalize_ab(color.annealed_mean(y, centers, temperature))
-    raise ValueError(f"model output kind {output!r} cannot be turned into ab")
 
 
 def fit(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
@@ -70,10 +61,10 @@ def lr_factor(step: int, total: int, schedule: str, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * t))
 
 
-def make_optimizer(params, cfg: OptimConfig, lr: float, name: str | None = None, betas=None,
+def make_optimizer(params, cfg: OptimConfig, lr: float, kind: str | None = None, betas=None,
                    weight_decay: float | None = None) -> torch.optim.Optimizer:
-    """The recipe's optimiser (``name``, ``betas``, ``weight_decay`` override it, e.g. for a critic)."""
-    name = name or cfg.name
+    """The recipe's optimiser (``kind``, ``betas``, ``weight_decay`` override it, e.g. for a critic)."""
+    name = kind or cfg.name
     betas = tuple(betas or cfg.betas)
     wd = cfg.weight_decay if weight_decay is None else weight_decay
     if name == "adam":
@@ -113,10 +104,10 @@ class Task:
 
     def __init__(self, model: nn.Module, optim: OptimConfig, steps: int, temperature: float):
         self.model = self.net = model
-        self.output = model.output
+        self.spec = spec_of(model)
         self.temperature = temperature
         self.grad_clip = optim.grad_clip
-        self.centers = torch.from_numpy(color.bin_centers(self.output[4:])) if self.output.startswith("bins") else None
+        self.centers = bin_centers(self.spec) if self.spec.is_bins else None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         self._steps, self._optim = steps, optim
@@ -167,7 +158,11 @@ class Task:
     @torch.no_grad()
     def predict_ab_n(self, L_n: torch.Tensor) -> torch.Tensor:
         """ab_n at the input's resolution, with the model as it is (call in eval mode)."""
-        return fit(to_ab_n(self.model(L_n), self.output, self.centers, self.temperature), L_n)
+        return fit(self.to_ab_n(self.model(L_n)), L_n)
+
+    def to_ab_n(self, y: torch.Tensor) -> torch.Tensor:
+        """The model's raw output -> ab_n at its own resolution (differentiable; ``tinct.decode``)."""
+        return decode_ab(y, self.spec, self.temperature, centers=self.centers, normalized=True)
 
     def _ab_mae(self, batch: dict) -> torch.Tensor:
         """Mean |ab - ab_true| in Lab units at full resolution: one yardstick for all tasks."""

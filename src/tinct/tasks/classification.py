@@ -55,11 +55,11 @@ class ClassificationTask(Task):
     def __init__(self, model: nn.Module, cfg: TaskConfig, optim: OptimConfig, steps: int, temperature: float,
                  prior: np.ndarray | None, pixels_per_photo: int, n_photos: int):
         super().__init__(model, optim, steps, temperature)
-        if not self.output.startswith("bins"):
-            raise ConfigError(f"task.kind=classification needs a bin model; {model.arch} outputs {self.output!r}")
+        if not self.spec.is_bins:
+            raise ConfigError(f"task.kind=classification needs a bin model; {model.arch} outputs {self.spec.tag!r}")
         if cfg.encoding not in ("soft", "hard"):
             raise ConfigError(f"task.encoding: choose soft or hard, got {cfg.encoding!r}")
-        self.kind, self.encoding = self.output[4:], cfg.encoding
+        self.kind, self.encoding = self.spec.bins, cfg.encoding
         self.prior = None if prior is None else np.asarray(prior, dtype=np.float64)
         if cfg.class_weights == "none":
             weights = None

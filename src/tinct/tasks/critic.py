@@ -26,16 +26,16 @@ class Critic:
     """
 
     def __init__(self, task: Task, cfg: TaskConfig, optim: OptimConfig):
-        from ..models import create_model
+        from ..models import create_model, spec_of
 
         self.disc = create_model(cfg.discriminator, **cfg.discriminator_kwargs)
-        if getattr(self.disc, "output", None) != "critic":
+        if spec_of(self.disc).output != "critic":
             raise ConfigError(f"task.discriminator: {cfg.discriminator!r} is not a discriminator")
         self.net = self.disc  # DistributedDataParallel's wrapper under torchrun
         self.gan_loss = losses.GANLoss(cfg.gan_mode)
         self.task = task
         task.add_optimizer("discriminator", [{"params": list(self.disc.parameters()), "lr": optim.lr_d}], optim.lr_d,
-                           name=optim.name_d, betas=optim.betas_d, weight_decay=optim.weight_decay_d)
+                           kind=optim.name_d, betas=optim.betas_d, weight_decay=optim.weight_decay_d)
 
     @property
     def steps_done(self) -> int:

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from .. import color, losses
 from ..config import ConfigError, OptimConfig, TaskConfig
-from .base import Task, fit, param_groups, to_ab_n
+from .base import Task, fit, param_groups
 from .critic import Critic
 
 
@@ -22,7 +22,7 @@ class GANTask(Task):
 
     def __init__(self, model: nn.Module, cfg: TaskConfig, optim: OptimConfig, steps: int, temperature: float):
         super().__init__(model, optim, steps, temperature)
-        if self.output == "rgb":
+        if self.spec.output == "rgb":
             raise ConfigError(f"task.kind=gan needs an ab or bin generator; {model.arch} outputs RGB")
         self.critic = Critic(self, cfg, optim)  # built first: the same seed gives the same critic as before
         self.disc = self.critic.disc
@@ -47,7 +47,7 @@ class GANTask(Task):
 
     def generate(self, net: nn.Module, L_n: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """ab_n at L_n's size, and the size the generator predicted it at."""
-        ab_small = to_ab_n(net(L_n), self.output, self.centers, self.temperature)
+        ab_small = self.to_ab_n(net(L_n))
         return fit(ab_small, L_n), tuple(ab_small.shape[-2:])
 
     def train_step(self, batch: dict) -> dict[str, float]:

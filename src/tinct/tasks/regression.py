@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from .. import losses
 from ..config import OptimConfig, TaskConfig
-from .base import Task, fit, param_groups, to_ab_n
+from .base import Task, fit, param_groups
 
 class RegressionTask(Task):
     def __init__(self, model: nn.Module, cfg: TaskConfig, optim: OptimConfig, steps: int, temperature: float):
@@ -19,9 +19,9 @@ class RegressionTask(Task):
 
     def loss(self, net: nn.Module, batch: dict) -> torch.Tensor:
         y = net(batch["L_n"])
-        if self.output == "rgb":
+        if self.spec.output == "rgb":
             return self.loss_fn(y, fit(batch["rgb"], y))
-        pred = to_ab_n(y, self.output, self.centers, self.temperature)
+        pred = self.to_ab_n(y)
         return self.loss_fn(pred, fit(batch["ab_n"], pred))
 
     def train_step(self, batch: dict) -> dict[str, float]:
