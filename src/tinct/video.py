@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import color
-from .checkpoint import atomic_write
 from .colorizer import Colorizer
+from .io import atomic_write
 
 DEFAULT_SMOOTHING = 0.7  # weight of the motion-compensated history; tuned on bikes.mp4 (docs/VIDEO.md)
 CUT_THRESHOLD = 8.0  # mean |L_t - warped L_t-1| (L units) above which frame t starts a new shot
