@@ -66,6 +66,22 @@ def output_format(path: str | Path) -> OutputFormat:
     return FORMATS[ext]
 
 
+def check_output(src: str | Path, dst: str | Path, overwrite: bool = False) -> OutputFormat:
+    """The format of ``dst``, once it is known that ``dst`` may be written.
+
+    Raises:
+        VideoError: an unsupported extension, ``dst`` is the input, or ``dst`` exists and
+            not ``overwrite``.
+    """
+    fmt = output_format(dst)
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise VideoError(f"-o {dst} would replace the input; choose another output")
+    if dst.exists() and not overwrite:
+        raise VideoError(f"{dst} exists (use --overwrite to replace it)")
+    return fmt
+
+
 # ----------------------------------------------------------------- temporal smoothing
 class TemporalSmoother:
     """Motion-compensated recursive filter on the predicted ab.
@@ -204,6 +220,11 @@ class VideoSummary:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        """The one-line account ``tinct video`` prints."""
+        return (f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s), {self.shot_changes} shot "
+                f"changes, {self.audio_streams} audio streams kept")
 
 
 def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, size: int | None = None,
