@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="compare colorizers on the same photos (metrics, plots, gallery)",
                        description="Grey each photo, colorize it with every model, compare with the original. "
-                                   "Writes metrics.csv, timing.csv, summary.md/.json, plots and gallery.html. "
+                                   "Writes metrics.csv, timing.csv, summary.md/.json (with every model's paired "
+                                   "difference from the first), plots and gallery.html. "
                                    "Metric definitions: docs/EVALUATION.md.")
     e.add_argument("--data", required=True, metavar="DIR", help="folder of colour photos (searched recursively)")
     e.add_argument("--model", dest="models", action="append", required=True, metavar="MODEL",
                    help="bundled model name, checkpoint file, run folder, or a baseline: gray (ab = 0), "
-                        "mean-ab (constant training-set mean chroma); repeat for several")
+                        "mean-ab (constant training-set mean chroma); repeat for several, the first being "
+                        "the reference the others are compared with")
     e.add_argument("--size", type=_size, default=None, help="working size for checkpoint models (default: each model's own)")
     e.add_argument("--crop", type=_size, default=None, metavar="N",
                    help="resize the short side to N and centre-crop NxN first (quality targets use 256)")
