@@ -30,7 +30,7 @@ from .io import INPUT_EXTS, ImageError, Photo, find_images, load_image, square, 
 
 # Pixel-weighted mean (a, b) of the tinct training corpus (5834 photos, 671 M pixels,
 # D65 CIELAB at the stored resolution), computed with:
-#     python scripts/mean_ab.py ../shared/corpus/train
+#     python experiments/mean_ab.py ../shared/corpus/train
 MEAN_AB = (2.7765, 8.6170)
 BASELINES = ("gray", "mean-ab")
 THUMB_SIDE = 256  # gallery thumbnails: longest side in pixels

@@ -9,8 +9,8 @@ or from the photo's true ab area-averaged to a 40x40 grid (``--ab truth``). Run 
 training photos so the choice is not made on val.
 
 Usage:
-    python scripts/check_guided_upsampling.py --data ../shared/corpus/train --limit 150 --ab truth
-    python scripts/check_guided_upsampling.py --data ../shared/corpus/train --limit 100 --ab model --eps 10 100 1000
+    python experiments/check_guided_upsampling.py --data ../shared/corpus/train --limit 150 --ab truth
+    python experiments/check_guided_upsampling.py --data ../shared/corpus/train --limit 100 --ab model --eps 10 100 1000
 """
 
 from __future__ import annotations

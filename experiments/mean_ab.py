@@ -5,7 +5,7 @@ under DIR at its stored resolution. ``tinct.evaluate.MEAN_AB`` holds the result 
 tinct training corpus, so that the baseline never sees the colours of the photos it is
 evaluated on:
 
-    python scripts/mean_ab.py ../shared/corpus/train
+    python experiments/mean_ab.py ../shared/corpus/train
 """
 
 from __future__ import annotations

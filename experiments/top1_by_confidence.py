@@ -6,7 +6,7 @@ each model's agreement by that probability (`top1_conf_gt`), to show where the m
 
 Usage:
     tinct evaluate --data ../shared/corpus/val --crop 256 --model gray --model default --out runs/eval
-    python scripts/top1_by_confidence.py runs/eval/metrics.csv --edges 0 0.2 0.4 0.6 0.8 1
+    python experiments/top1_by_confidence.py runs/eval/metrics.csv --edges 0 0.2 0.4 0.6 0.8 1
 """
 
 from __future__ import annotations

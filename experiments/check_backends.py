@@ -1,7 +1,7 @@
 """ONNX Runtime vs PyTorch on real photos: the largest ab and 8-bit RGB differences.
 
 Usage:
-    python scripts/check_backends.py ../shared/corpus/val [--every 15] [--model default]
+    python experiments/check_backends.py ../shared/corpus/val [--every 15] [--model default]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ input and its colour original:
     - PSNR and SSIM of the outputs against the colour originals.
 
 Usage:
-    python scripts/check_colorize_val.py ../shared/corpus/val [--model default] [--work /tmp/check]
+    python experiments/check_colorize_val.py ../shared/corpus/val [--model default] [--work /tmp/check]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ compares its top-1 class with the original's. A 40x40 grid is the default model'
 resolution at working size 160; 1x1 is the photo's mean colour.
 
 Usage:
-    python scripts/top1_ceiling.py --data ../shared/corpus/val --grids 40 20 10 1
+    python experiments/top1_ceiling.py --data ../shared/corpus/val --grids 40 20 10 1
 """
 
 from __future__ import annotations
