@@ -22,16 +22,9 @@ import numpy as np
 import torch
 
 from tinct import Colorizer, color, metrics
-from tinct.video import (
-    DEFAULT_SMOOTHING,
-    FrameColorizer,
-    MotionEstimator,
-    TemporalSmoother,
-    colorize_video,
-    flicker,
-    lab_of,
-    read_frames,
-)
+from tinct.io import to_pil
+from tinct.metrics import MotionEstimator, flicker, lab_of
+from tinct.video import DEFAULT_SMOOTHING, FrameColorizer, TemporalSmoother, colorize_video, read_frames
 
 
 def bikes_path() -> Path:
@@ -80,8 +73,7 @@ def main() -> None:
         if args.frames and n >= args.frames:
             break
         lab = lab_of(rgb)
-        grey = np.clip(color.lab_to_rgb(np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], -1)) * 255 + 0.5,
-                       0, 255).astype(np.uint8)
+        grey = np.asarray(to_pil(color.neutral_from_l(lab[..., 0])))  # uint8, as it would be encoded
         motion = estimate(L_prev, lab[..., 0]) if L_prev is not None else None
         shot_changes += motion is not None and not motion.valid.any()
         L_prev = lab[..., 0]

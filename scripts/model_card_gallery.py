@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tinct import Colorizer
-from tinct.evaluate import find_photos, load_truth, neutral_from_l
-from tinct.io import to_pil
+from tinct import Colorizer, color
+from tinct.evaluate import load_truth
+from tinct.io import find_images, to_pil
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=192)
     args = ap.parse_args()
 
-    photos = find_photos(args.data)
+    photos = find_images(args.data)
     pick = sorted(np.random.default_rng(args.seed).choice(len(photos), size=args.count, replace=False))
     col = Colorizer.load(args.model)
     t, pad, head = args.tile, 4, 22
@@ -45,7 +45,7 @@ def main() -> None:
             draw.text((x0 + k * (t + pad) + 4, 4), label, fill="black")
     for n, i in enumerate(pick):
         truth = load_truth(photos[i], 256)
-        grey = to_pil(neutral_from_l(col.luminance(truth).numpy()))
+        grey = to_pil(color.grey(truth))
         out = col.colorize(grey)
         x0 = (n % cols) * (3 * t + 5 * pad)
         y0 = head + (n // cols) * (t + pad)

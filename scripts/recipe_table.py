@@ -19,8 +19,9 @@ import yaml
 @functools.cache
 def grey_ab_mae(val_dir: str, limit: int, crop: int, resize: int) -> float:
     from tinct import color, data
+    from tinct.io import find_images
 
-    files = data.find_images(val_dir)
+    files = find_images(val_dir)
     if len(files) > limit:  # as tinct.data.build picks them
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     crops = data.PhotoCrops(files, crop, resize)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import make_photo
-from tinct import checkpoint, evaluate, metrics, report
+from tinct import checkpoint, color, evaluate, metrics, report
 from tinct.cli import main
 from tinct.io import Photo
 
@@ -43,12 +43,6 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------- inputs and baselines
-def test_find_photos_is_recursive_sorted_and_limited(data):
-    found = [p.relative_to(data).as_posix() for p in evaluate.find_photos(data)]
-    assert found == ["photo0.png", "photo1.png", "sub/photo2.png"]
-    assert len(evaluate.find_photos(data, limit=2)) == 2
-
-
 def test_load_truth_crops_to_a_centre_square(data):
     truth = evaluate.load_truth(data / "photo0.png", crop=32)
     assert truth.shape == (32, 32, 3) and truth.dtype == np.float32
@@ -57,19 +51,20 @@ def test_load_truth_crops_to_a_centre_square(data):
 
 def test_gray_input_keeps_lightness_and_has_no_colour(data):
     truth = evaluate.load_truth(data / "photo1.png")
-    L = evaluate.color.rgb_to_lab(truth)[..., 0]
-    gray = evaluate.neutral_from_l(L)
+    L = color.rgb_to_lab(truth)[..., 0]
+    gray = color.grey(truth)
     assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
-    np.testing.assert_allclose(evaluate.color.rgb_to_lab(gray)[..., 0], L, atol=0.05)
+    np.testing.assert_allclose(color.rgb_to_lab(gray)[..., 0], L, atol=0.05)
+    np.testing.assert_array_equal(gray, color.neutral_from_l(L))
 
 
 def test_baselines(data):
     truth = evaluate.load_truth(data / "photo1.png")
-    gray = Photo(evaluate.neutral_from_l(evaluate.color.rgb_to_lab(truth)[..., 0]), None, "p", True)
+    gray = Photo(color.grey(truth), None, "p", True)
     models = evaluate.load_models(["gray", "mean-ab"])
     out_gray, out_mean = models["gray"](gray), models["mean-ab"](gray)
     assert metrics.colourfulness(out_gray) == 0.0  # the gray baseline has CF 0
-    ab = evaluate.color.rgb_to_lab(out_mean)[..., 1:]
+    ab = color.rgb_to_lab(out_mean)[..., 1:]
     np.testing.assert_allclose(np.median(ab.reshape(-1, 2), 0), evaluate.MEAN_AB, atol=1.5)
     for out in (out_gray, out_mean):  # 8-bit steps, like every model's output
         np.testing.assert_array_equal(out * 255, np.round(out * 255))
@@ -83,8 +78,8 @@ def test_load_models_rejects_duplicates_and_missing_checkpoints(tmp_path):
 
 
 # ----------------------------------------------------------------- summaries
-def _results_with_perfect_model() -> evaluate.Results:
-    res = evaluate.Results(models=["perfect", "other"], photos=["a.png", "b.png"], pids=["p0000", "p0001"])
+def _results_with_perfect_model() -> report.Results:
+    res = report.Results(models=["perfect", "other"], photos=["a.png", "b.png"], pids=["p0000", "p0001"])
     for photo in res.photos:
         for m, psnr in (("perfect", math.inf), ("other", 20.0)):
             row = {"photo": photo, "model": m, "psnr": psnr, "ssim": 1.0 if m == "perfect" else 0.5,
@@ -200,22 +195,34 @@ def test_unreadable_photo_is_reported_not_fatal(tmp_path, capsys):
     assert summary["n_photos"] == 3 and len(summary["failures"]) == 1
 
 
-def test_top1_by_confidence_script_splits_agreement(tmp_path):
-    """Four photos, two under and two over confidence 0.4: the script's cells are the
-    per-bin means of top1_agree, with counts, for each model."""
-    import subprocess
-    import sys
-
-    csv_path = tmp_path / "metrics.csv"
-    lines = ["photo,model,top1_agree,top1_conf_gt"]
+def test_agreement_by_confidence_splits_top1_agreement():
+    """Four photos, two under and two over confidence 0.4: per model, the per-bin means of
+    top1_agree with their counts, read from metrics.csv text as from Results rows."""
+    rows = []
     for photo, conf, a, b in (("p0", 0.1, 0, 1), ("p1", 0.3, 1, 1), ("p2", 0.5, 1, 0), ("p3", 1.0, 1, 1)):
-        lines += [f"{photo},A,{a},{conf}", f"{photo},B,{b},{conf}"]
-    csv_path.write_text("\n".join(lines) + "\n")
-    script = Path(__file__).resolve().parents[1] / "scripts" / "top1_by_confidence.py"
-    out = subprocess.run([sys.executable, str(script), str(csv_path), "--edges", "0", "0.4", "1"],
-                         capture_output=True, text=True, check=True).stdout
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
-    assert "0.500 (n 2)" in rows["A"] and "1.000 (n 2)" in rows["A"] and rows["A"].endswith("0.750")
-    assert "1.000 (n 2)" in rows["B"] and "0.500 (n 2)" in rows["B"] and rows["B"].endswith("0.750")
-    assert rows["A"].index("0.500") < rows["A"].index("1.000")  # low-confidence bin first
-    assert rows["B"].index("1.000") < rows["B"].index("0.500")
+        rows += [{"photo": photo, "model": "A", "top1_agree": str(a), "top1_conf_gt": str(conf)},
+                 {"photo": photo, "model": "B", "top1_agree": b, "top1_conf_gt": conf}]
+    split = report.agreement_by_confidence(rows, [0, 0.4, 1])
+    assert split == {"A": [(0.5, 2), (1.0, 2)], "B": [(1.0, 2), (0.5, 2)]}
+    assert report.agreement_by_confidence(rows, [0, 0.2, 0.9, 1])["A"][2] == (1.0, 1)  # the last bin holds 1
+    assert math.isnan(report.agreement_by_confidence(rows, [0, 0.05, 1])["A"][0][0])  # an empty bin
+
+
+def test_paired_differences_resample_photos():
+    """B - A per photo, with an interval that brackets the mean difference; a model that is
+    better on every photo gets an interval above 0, marked in summary.md."""
+    res = report.Results(models=["A", "B"], photos=[f"p{i}" for i in range(20)])
+    rng = np.random.default_rng(1)
+    for photo in res.photos:
+        base = {c: float(rng.normal(20, 3)) for c in report.METRIC_COLUMNS}
+        for m, shift in (("A", 0.0), ("B", 0.5 + rng.uniform(0, 0.1))):
+            res.rows.append({"photo": photo, "model": m, **{c: v + shift for c, v in base.items()}})
+    res.seconds = {"A": [0.01] * 20, "B": [0.01] * 20}
+    d = report.paired_differences(res, "A", "B")["psnr"]
+    assert d["b"] - d["a"] == pytest.approx(d["diff"]) and 0.5 < d["diff"] < 0.6
+    assert 0.5 <= d["ci95"][0] < d["diff"] < d["ci95"][1] <= 0.6
+    assert d == report.paired_differences(res, "A", "B")["psnr"]  # fixed seed
+    summary = report.summarize(res)
+    assert summary["paired"]["reference"] == "A" and list(summary["paired"]["models"]) == ["B"]
+    md = report.summary_markdown(summary)
+    assert "## Paired differences from A" in md and "| B | **+0.5" in md

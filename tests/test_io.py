@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.io import ImageError, load_image, open_header, save_image, to_pil
+from tinct.io import ImageError, find_images, load_image, open_header, save_image, square, to_pil
 from conftest import make_photo
 
 
@@ -191,3 +191,24 @@ def test_save_by_extension(tmp_path, ext, fmt):
 def test_save_unsupported_extension(tmp_path):
     with pytest.raises(ImageError, match="unsupported output extension"):
         save_image(make_photo(4, 4), tmp_path / "o.gif")
+
+
+def test_find_images_is_recursive_sorted_and_skips_hidden(tmp_path):
+    for name in ("a-b/x.PNG", "a/y.jpg", "b.gif", ".cache/z.jpg", "._w.jpg", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    # sorted by the relative path as a string ("-" before "/"), extensions in any case, hidden names skipped
+    assert [p.relative_to(tmp_path).as_posix() for p in find_images(tmp_path)] == ["a-b/x.PNG", "a/y.jpg", "b.gif"]
+    assert [p.name for p in find_images(tmp_path, recursive=False)] == ["b.gif"]
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        find_images(tmp_path / "nope")
+
+
+def test_square_scales_the_short_side_and_keeps_the_centre():
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, 20:60] = 255  # a white centre square between black sides
+    out = square(img, 20)
+    assert out.shape == (20, 20, 3) and out.dtype == np.uint8
+    assert out[:, 1:-1].min() == 255 and out.min() > 200  # the centre (the filter reaches one pixel past it)
+    assert square(img[..., 0], 16).shape == (16, 16)
+

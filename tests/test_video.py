@@ -11,7 +11,8 @@ from PIL import Image
 
 from tinct import color
 from tinct.cli import main
-from tinct.video import FrameColorizer, MotionEstimator, TemporalSmoother, flicker, lab_of, read_frames, video_flicker
+from tinct.metrics import MotionEstimator, flicker, lab_of, video_flicker
+from tinct.video import FrameColorizer, TemporalSmoother, read_frames
 
 
 def shapes_frames(n: int, w: int = 64, h: int = 48, seed: int = 0) -> list[np.ndarray]:

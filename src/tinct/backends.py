@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, atomic_write, first_line
+from .checkpoint import CheckpointError, first_line
+from .io import atomic_write
 from .models import spec_of
 from .paths import cache_dir
 

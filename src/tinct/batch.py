@@ -1,4 +1,8 @@
-"""Colorizing many files: decode ahead, run the network, encode behind.
+"""Colorizing many files: which files go where, then decode ahead, run the network, encode behind.
+
+:func:`plan_colorize` turns ``tinct colorize``'s inputs (files, folders, globs), ``-o``,
+``--shard`` and ``--overwrite`` into (input, output) jobs, refusing any output that would
+replace an input or another output. :func:`colorize_files` then runs the jobs.
 
 Decoding and encoding (Pillow, which releases the GIL) run in worker threads while the
 main thread runs the network, so a folder goes through at the network's pace rather
@@ -11,13 +15,14 @@ go on.
 
 from __future__ import annotations
 
+import glob
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .io import ImageError, Photo, load_image, save_image
+from .io import OUTPUT_FORMATS, ImageError, Photo, find_images, load_image, save_image
 
 BATCH_PIXELS = 8_000_000  # photos colorized together; a bigger photo goes alone
 
@@ -26,6 +31,117 @@ BATCH_PIXELS = 8_000_000  # photos colorized together; a bigger photo goes alone
 class BatchResult:
     done: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+class PlanError(ValueError):
+    """``tinct colorize`` cannot start; ``problems`` lists the inputs that found nothing."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+@dataclass
+class Plan:
+    """What ``tinct colorize`` will do with its inputs (one shard of them).
+
+    Attributes:
+        jobs: (input, output) pairs to colorize.
+        missing: ``"SPEC: reason"`` for each input spec that found nothing.
+        refused: ``"SRC: reason"`` for each input whose output must not be written.
+        skipped: ``"SRC: DST exists ..."`` for each input whose output is kept.
+        out_dir: the folder the outputs go to.
+    """
+
+    jobs: list[tuple[Path, Path]]
+    missing: list[str]
+    refused: list[str]
+    skipped: list[str]
+    out_dir: Path
+
+    @property
+    def total(self) -> int:
+        """Inputs in this shard: to colorize, refused or skipped."""
+        return len(self.jobs) + len(self.refused) + len(self.skipped)
+
+
+def names_a_file(output: str | Path) -> bool:
+    """``-o`` names an output image (a .png or .jpg name) rather than a folder."""
+    return Path(output).suffix.lower() in OUTPUT_FORMATS
+
+
+def expand_inputs(specs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Files to colorize, each with its path relative to the output folder, and problems.
+
+    A folder contributes its images (sub-folders with ``recursive``), keeping their
+    relative layout in the output; a glob contributes what it matches.
+    """
+    found: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files = find_images(path, recursive=recursive)
+            if not files:
+                problems.append(f"{spec}: folder has no images" + ("" if recursive else " (use --recursive for sub-folders)"))
+            found += [(f, f.relative_to(path)) for f in files]
+        elif path.exists():
+            found.append((path, Path(path.name)))
+        elif glob.has_magic(spec):
+            files = sorted(Path(f) for f in glob.glob(spec, recursive=recursive) if Path(f).is_file())
+            if not files:
+                problems.append(f"{spec}: pattern matches no files")
+            found += [(f, Path(f.name)) for f in files]
+        else:
+            problems.append(f"{spec}: no such file or folder")
+    return found, problems
+
+
+def plan_outputs(inputs: list[tuple[Path, Path]], output: str | Path, fmt: str) -> list[tuple[Path, Path]]:
+    """Pair each input with its output path: ``output`` itself for one input and an image
+    name, else ``output/<relative path>.<fmt>``."""
+    out = Path(output)
+    if names_a_file(out) and len(inputs) == 1:
+        return [(inputs[0][0], out)]
+    return [(src, out / rel.with_suffix("." + fmt)) for src, rel in inputs]
+
+
+def plan_colorize(specs: list[str], output: str | Path, fmt: str = "png", *, recursive: bool = False,
+                  shard_spec: str | None = None, overwrite: bool = False) -> Plan:
+    """The jobs of ``tinct colorize SPECS -o OUTPUT``: inputs found, sharded, paired with outputs.
+
+    Inputs are sorted by their relative output path before sharding, so every machine splits
+    the same folder the same way. An output that would replace an input, or one another
+    input already writes, is refused; an existing output is skipped unless ``overwrite``.
+
+    Raises:
+        PlanError: ``output`` names a file but there are several inputs, a bad ``shard_spec``,
+            or nothing to colorize.
+    """
+    inputs, missing = expand_inputs(specs, recursive)
+    if names_a_file(output) and len(inputs) > 1:
+        raise PlanError(f"-o {output} names a file, but there are {len(inputs)} inputs; give a folder")
+    try:
+        inputs = shard(sorted(inputs, key=lambda job: str(job[1])), shard_spec)
+    except ValueError as e:
+        raise PlanError(str(e)) from None
+    if not inputs:
+        raise PlanError("nothing to colorize" + (f" in shard {shard_spec}" if shard_spec and not missing else ""), missing)
+    out = Path(output)
+    plan = Plan([], missing, [], [], out.parent if names_a_file(out) else out)
+    input_paths, seen_outputs = {src.resolve() for src, _ in inputs}, set()
+    for src, dst in plan_outputs(inputs, output, fmt):
+        target = dst.resolve()
+        if target in input_paths:
+            plan.refused.append(f"{src}: output {dst} would replace an input; choose another -o")
+        elif target in seen_outputs:
+            plan.refused.append(f"{src}: output {dst} is already written by another input with the same name")
+        elif dst.exists() and not overwrite:
+            plan.skipped.append(f"{src}: {dst} exists (use --overwrite to replace it)")
+        else:
+            seen_outputs.add(target)
+            plan.jobs.append((src, dst))
+    return plan
 
 
 def shard(items: list, spec: str | None) -> list:

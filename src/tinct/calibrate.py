@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, metrics
+from .color import neutral_from_l
 from .colorizer import Colorizer
-from .evaluate import find_photos, load_truth, neutral_from_l
+from .evaluate import load_truth
+from .io import find_images
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def write(model_path: str | Path, out: str | Path, chosen: dict, info: dict) -> 
 def run(model: str, data: str, crop: int = 256, limit: int | None = None, sizes=None, temperatures=None, flips=None,
         scale_sets=None, gains=None, max_dcf: float = 5.0, top1: bool = False, out: str | None = None, echo=print) -> dict:
     """What ``tinct calibrate`` does; options left as None keep the model's own value. Returns the chosen row."""
-    photos = find_photos(data)
+    photos = find_images(data)
     if not photos:
         raise FileNotFoundError(f"{data}: no photos found")
     if limit and limit < len(photos):

@@ -8,19 +8,21 @@ Two on-disk forms, both safe to load (no pickle code runs):
 
 Both carry ``format = "tinct"``, ``arch`` (a registered model name), ``arch_kwargs`` and
 ``meta`` (decoding defaults such as temperature and working size, training notes).
-Files are written atomically: to a temporary file in the same folder, then renamed.
+Files are written atomically (:func:`tinct.io.atomic_write`): to a temporary file in the same
+folder, then renamed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from . import io
 
 FORMAT = "tinct"
 VERSION = 1
@@ -28,28 +30,6 @@ VERSION = 1
 
 class CheckpointError(Exception):
     """A file that is missing, truncated or not a tinct checkpoint."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``.
-
-    A crash mid-write leaves the previous file intact (the rename is atomic on POSIX).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any] | None = None, **extra: Any) -> None:
@@ -69,11 +49,11 @@ def save(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any] |
 
         header = {"format": FORMAT, "version": str(VERSION), "arch": model.arch,
                   "arch_kwargs": json.dumps(kwargs), "meta": json.dumps(meta)}
-        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
+        io.atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
     else:
         blob = {"format": FORMAT, "version": VERSION, "arch": model.arch, "arch_kwargs": kwargs,
                 "meta": meta, "state_dict": state, **extra}
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        io.atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
 def read(path: str | os.PathLike) -> dict[str, Any]:

@@ -7,7 +7,6 @@ to do, a model that cannot be loaded).
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
@@ -85,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="compare colorizers on the same photos (metrics, plots, gallery)",
                        description="Grey each photo, colorize it with every model, compare with the original. "
-                                   "Writes metrics.csv, timing.csv, summary.md/.json, plots and gallery.html. "
+                                   "Writes metrics.csv, timing.csv, summary.md/.json (with every model's paired "
+                                   "difference from the first), plots and gallery.html. "
                                    "Metric definitions: docs/EVALUATION.md.")
     e.add_argument("--data", required=True, metavar="DIR", help="folder of colour photos (searched recursively)")
     e.add_argument("--model", dest="models", action="append", required=True, metavar="MODEL",
                    help="bundled model name, checkpoint file, run folder, or a baseline: gray (ab = 0), "
-                        "mean-ab (constant training-set mean chroma); repeat for several")
+                        "mean-ab (constant training-set mean chroma); repeat for several, the first being "
+                        "the reference the others are compared with")
     e.add_argument("--size", type=_size, default=None, help="working size for checkpoint models (default: each model's own)")
     e.add_argument("--crop", type=_size, default=None, metavar="N",
                    help="resize the short side to N and centre-crop NxN first (quality targets use 256)")
@@ -206,86 +207,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------------- colorize
-def expand_inputs(specs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Files to colorize, each with its path relative to the output folder, and problems.
-
-    A folder contributes its images (sub-folders with ``recursive``), keeping their
-    relative layout in the output; a glob contributes what it matches.
-    """
-    from .io import INPUT_EXTS
-
-    found: list[tuple[Path, Path]] = []
-    problems: list[str] = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(f for f in path.glob(pattern) if f.is_file() and f.suffix.lower() in INPUT_EXTS)
-            if not files:
-                problems.append(f"{spec}: folder has no images" + ("" if recursive else " (use --recursive for sub-folders)"))
-            found += [(f, f.relative_to(path)) for f in files]
-        elif path.exists():
-            found.append((path, Path(path.name)))
-        elif glob.has_magic(spec):
-            files = sorted(Path(f) for f in glob.glob(spec, recursive=recursive) if Path(f).is_file())
-            if not files:
-                problems.append(f"{spec}: pattern matches no files")
-            found += [(f, Path(f.name)) for f in files]
-        else:
-            problems.append(f"{spec}: no such file or folder")
-    return found, problems
-
-
-def plan_outputs(inputs: list[tuple[Path, Path]], output: str, fmt: str) -> list[tuple[Path, Path]]:
-    """Pair each input with its output path."""
-    out = Path(output)
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg") and len(inputs) == 1:
-        return [(inputs[0][0], out)]
-    return [(src, out / rel.with_suffix("." + fmt)) for src, rel in inputs]
-
-
 def cmd_colorize(args) -> int:
     from .backends import BackendError
-    from .batch import colorize_files, shard
+    from .batch import PlanError, colorize_files, plan_colorize
     from .checkpoint import CheckpointError
     from .colorizer import Colorizer
 
-    inputs, problems = expand_inputs(args.inputs, args.recursive)
-    out = Path(args.output)
-    if out.suffix.lower() in (".png", ".jpg", ".jpeg") and len(inputs) > 1:
-        return _error(f"-o {args.output} names a file, but there are {len(inputs)} inputs; give a folder")
     try:
-        inputs = shard(sorted(inputs, key=lambda job: str(job[1])), args.shard)
-    except ValueError as e:
-        return _error(str(e))
-    if not inputs:
-        for line in problems:
+        plan = plan_colorize(args.inputs, args.output, args.format, recursive=args.recursive, shard_spec=args.shard,
+                             overwrite=args.overwrite)
+    except PlanError as e:
+        for line in e.problems:
             print(f"tinct: error: {line}", file=sys.stderr)
-        return _error("nothing to colorize" + (f" in shard {args.shard}" if args.shard and not problems else ""))
+        return _error(str(e))
     try:
         colorizer = Colorizer.load(args.model, backend=args.backend)
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
 
-    failures, todo, skipped = [*problems], [], 0
-    bar = _progress(len(inputs), args.quiet)
-    input_paths, seen_outputs = {src.resolve() for src, _ in inputs}, set()
-    for src, dst in plan_outputs(inputs, args.output, args.format):
-        target = dst.resolve()
-        if target in input_paths:
-            failures.append(f"{src}: output {dst} would replace an input; choose another -o")
-        elif target in seen_outputs:
-            failures.append(f"{src}: output {dst} is already written by another input with the same name")
-        elif dst.exists() and not args.overwrite:
-            skipped += 1
-            bar.write(f"skipped {src}: {dst} exists (use --overwrite to replace it)", file=sys.stderr)
-        else:
-            seen_outputs.add(target)
-            todo.append((src, dst))
-            continue
-        bar.update(1)
-    for line in failures[len(problems):]:
+    bar = _progress(plan.total, args.quiet)
+    for line in plan.skipped:
+        bar.write(f"skipped {line}", file=sys.stderr)
+    for line in plan.refused:
         bar.write(f"failed {line}", file=sys.stderr)
+    bar.update(len(plan.skipped) + len(plan.refused))
 
     def progress(src: Path, error: str | None) -> None:
         bar.set_postfix_str(src.name[-30:], refresh=False)
@@ -293,16 +238,15 @@ def cmd_colorize(args) -> int:
             bar.write(f"failed {error}", file=sys.stderr)
         bar.update(1)
 
-    result = colorize_files(colorizer, todo, size=args.size, saturation=args.saturation, temperature=args.temperature,
+    result = colorize_files(colorizer, plan.jobs, size=args.size, saturation=args.saturation, temperature=args.temperature,
                             max_pixels=int(args.max_megapixels * 1e6), workers=args.workers,
                             batch_size=args.batch_size, on_progress=progress)
     bar.close()
-    failures += result.failures
-    for line in problems:
+    failures = [*plan.missing, *plan.refused, *result.failures]
+    for line in plan.missing:
         print(f"failed {line}", file=sys.stderr)
-    summary = f"{result.done} colorized, {len(failures)} failed" + (f", {skipped} skipped" if skipped else "")
-    summary += f"; outputs in {out if out.suffix.lower() not in ('.png', '.jpg', '.jpeg') else out.parent}"
-    print(summary, file=sys.stderr)
+    summary = f"{result.done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+    print(summary + f"; outputs in {plan.out_dir}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -420,28 +364,21 @@ def cmd_video(args) -> int:
     from .backends import BackendError
     from .checkpoint import CheckpointError
     from .colorizer import Colorizer
-    from .video import DEFAULT_SMOOTHING, VideoError, colorize_video, output_format
+    from .video import DEFAULT_SMOOTHING, VideoError, check_output, colorize_video
 
-    src, dst = Path(args.input), Path(args.output)
     try:
-        output_format(dst)
+        check_output(args.input, args.output, args.overwrite)
+        colorizer = Colorizer.load(args.model, backend=args.backend)
     except VideoError as e:
         return _error(str(e))
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        return _error(f"-o {dst} would replace the input; choose another output")
-    if dst.exists() and not args.overwrite:
-        return _error(f"{dst} exists (use --overwrite to replace it)")
-    try:
-        colorizer = Colorizer.load(args.model, backend=args.backend)
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
     smoothing = DEFAULT_SMOOTHING if args.smoothing is None else args.smoothing
     try:
-        summary = colorize_video(src, dst, colorizer, size=args.size, smoothing=smoothing, quiet=args.quiet)
+        summary = colorize_video(args.input, args.output, colorizer, size=args.size, smoothing=smoothing, quiet=args.quiet)
     except VideoError as e:
         return _error(str(e), EXIT_FAILED)
-    print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
-          f"{summary.shot_changes} shot changes, {summary.audio_streams} audio streams kept; wrote {dst}", file=sys.stderr)
+    print(f"{summary}; wrote {Path(args.output)}", file=sys.stderr)
     return EXIT_OK
 
 

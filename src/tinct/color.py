@@ -89,6 +89,27 @@ def lab_to_rgb(lab):
         return np.clip(skcolor.lab2rgb(lab), 0, 1).astype(np.float32)
 
 
+def neutral_from_l(L: np.ndarray) -> np.ndarray:
+    """The neutral grey (R = G = B) of lightness L ``(H, W)`` in [0, 100] -> float32 ``(H, W, 3)``.
+
+    Lab(L, 0, 0) -> sRGB leaves ~1e-5 differences between channels from the D65 white
+    point's rounding; averaging them makes the grey exact, so its colourfulness is 0.
+    """
+    lab = np.stack([L, np.zeros_like(L), np.zeros_like(L)], -1)
+    g = lab_to_rgb(lab).mean(-1, keepdims=True)
+    return np.repeat(g, 3, axis=-1).astype(np.float32)
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """A photo made grey: float sRGB ``(H, W, 3)`` -> the neutral grey of the same CIELAB L.
+
+    What every colorizer is given in evaluations and the study: the photo's lightness and
+    nothing of its colour (unlike a luma grey such as Pillow's ``convert("L")``, whose L
+    differs from the original's).
+    """
+    return neutral_from_l(rgb_to_lab(rgb)[..., 0])
+
+
 def normalize_l(L):
     """L in [0, 100] -> L_n in [-1, 1]."""
     return L / L_NORM - 1.0

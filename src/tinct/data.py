@@ -26,23 +26,9 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from . import color
-from .checkpoint import atomic_write
+from .io import INPUT_EXTS as EXTS
+from .io import atomic_write, find_images, square
 from .paths import cache_dir as tinct_cache_dir
-
-EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def find_images(root: str | os.PathLike) -> list[Path]:
-    """Every image file under ``root`` (recursively, hidden folders skipped), sorted.
-
-    Raises:
-        FileNotFoundError: ``root`` is not a folder.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def decode(path: Path, min_side: int) -> np.ndarray:
@@ -60,16 +46,6 @@ def decode(path: Path, min_side: int) -> np.ndarray:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
-
-
-def square(img: np.ndarray, side: int) -> np.ndarray:
-    """Scale so the short side is ``side`` and take the centre ``side x side`` square."""
-    h, w = img.shape[:2]
-    s = side / min(h, w)
-    nw, nh = max(side, round(w * s)), max(side, round(h * s))
-    left, top = (nw - side) / 2 / s, (nh - side) / 2 / s
-    box = (left, top, left + side / s, top + side / s)
-    return np.asarray(Image.fromarray(img).resize((side, side), Image.BILINEAR, box=box))
 
 
 def scaled_crop(img: np.ndarray, crop: int, short: float, rng: np.random.Generator | None, flip: bool) -> np.ndarray:

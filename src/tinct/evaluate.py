@@ -7,8 +7,9 @@
 Every model sees only the grey image and its output is quantised to 8 bits, as a saved
 photo would be. Two baselines need no weights: ``gray`` (ab = 0) and ``mean-ab`` (a
 constant chroma, :data:`MEAN_AB`, measured on the training corpus rather than on the
-photos being evaluated). The report writers live in :mod:`tinct.report`; the metric
-definitions in :mod:`tinct.metrics` and ``docs/EVALUATION.md``.
+photos being evaluated). What a run measured (:class:`tinct.report.Results`) and the report
+writers live in :mod:`tinct.report`; the metric definitions in :mod:`tinct.metrics` and
+``docs/EVALUATION.md``.
 
 Determinism: photos are processed in sorted path order, the bootstrap has a fixed seed,
 and ``metrics.csv`` holds no timings, so the same inputs give a byte-identical
@@ -18,28 +19,22 @@ and ``metrics.csv`` holds no timings, so the same inputs give a byte-identical
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from . import color, metrics
-from .io import INPUT_EXTS, ImageError, Photo, load_image, to_pil
+from . import color, metrics, report
+from .io import INPUT_EXTS, ImageError, Photo, find_images, load_image, square, to_pil
 
 # Pixel-weighted mean (a, b) of the tinct training corpus (5834 photos, 671 M pixels,
 # D65 CIELAB at the stored resolution), computed with:
-#     python scripts/mean_ab.py ../shared/corpus/train
+#     python experiments/mean_ab.py ../shared/corpus/train
 MEAN_AB = (2.7765, 8.6170)
 BASELINES = ("gray", "mean-ab")
 THUMB_SIDE = 256  # gallery thumbnails: longest side in pixels
 MIN_SIDE = 11  # SSIM's Gaussian window needs 11x11 pixels
-
-# Per-image metric columns of metrics.csv, in order (see docs/EVALUATION.md).
-METRIC_COLUMNS = ("psnr", "ssim", "auc_ab", "cf", "cf_gt", "dcf", "ciede2000", "hist_intersection",
-                  "top1", "top1_gt", "top1_agree", "top1_conf_gt")
-
 
 
 class UsageError(Exception):
@@ -49,51 +44,12 @@ class UsageError(Exception):
 ModelFn = Callable[[Photo], np.ndarray]  # grey Photo -> float RGB (H, W, 3) in [0, 1], 8-bit steps
 
 
-@dataclass
-class Results:
-    """Everything one evaluation measured; the report writers read only this.
-
-    Attributes:
-        models: model names in the order given (the ``--model`` strings).
-        photos: ids (paths relative to the data folder) of the photos evaluated.
-        pids: gallery file prefix of each evaluated photo (``p0000``, ...).
-        rows: one dict per (photo, model), photo-major: ``photo``, ``model`` and
-            :data:`METRIC_COLUMNS`.
-        seconds: model -> runtime per photo in seconds, in photo order.
-        frechet: model -> Frechet distance between EfficientNet-Lite0 features of its
-            outputs and of the originals (NaN with fewer than two photos).
-        failures: one message per photo that could not be evaluated.
-        config: how the run was made (data, crop, size, limit, models, mean ab).
-    """
-
-    models: list[str]
-    photos: list[str] = field(default_factory=list)
-    pids: list[str] = field(default_factory=list)
-    rows: list[dict] = field(default_factory=list)
-    seconds: dict[str, list[float]] = field(default_factory=dict)
-    frechet: dict[str, float] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-
-    def column(self, model: str, name: str) -> np.ndarray:
-        """One metric over the photos for one model, float ``(N,)``."""
-        return np.array([r[name] for r in self.rows if r["model"] == model], dtype=np.float64)
-
-
 # ----------------------------------------------------------------- inputs
-def find_photos(data: str | Path, limit: int | None = None) -> list[Path]:
-    """Image files found recursively under ``data``, sorted by relative path, first ``limit``."""
-    data = Path(data)
-    files = sorted((f for f in data.rglob("*") if f.is_file() and f.suffix.lower() in INPUT_EXTS),
-                   key=lambda f: f.relative_to(data).as_posix())
-    return files[:limit] if limit else files
-
-
 def load_truth(path: Path, crop: int | None = None) -> np.ndarray:
     """The ground truth: the photo's RGB, optionally resized and centre-cropped to crop x crop.
 
-    The crop scales the short side to ``crop`` (Pillow bicubic, antialiased) and keeps the
-    centre square. Alpha is ignored.
+    The crop scales the short side to ``crop`` (:func:`tinct.io.square`, bicubic) and keeps
+    the centre square. Alpha is ignored.
 
     Returns:
         float32 ``(H, W, 3)`` in [0, 1].
@@ -101,25 +57,12 @@ def load_truth(path: Path, crop: int | None = None) -> np.ndarray:
     Raises:
         ImageError: unreadable, or smaller than :data:`MIN_SIDE` pixels.
     """
-    photo = load_image(path)
-    rgb = photo.rgb
-    if crop:
-        im = ImageOps.fit(to_pil(rgb), (crop, crop), method=Image.Resampling.BICUBIC)
-        rgb = np.asarray(im, dtype=np.float32) / 255.0
+    rgb = load_image(path).rgb
+    if crop:  # bicubic, as the quality targets in docs/EVALUATION.md were measured
+        rgb = square(np.asarray(to_pil(rgb)), crop, Image.Resampling.BICUBIC).astype(np.float32) / 255.0
     if min(rgb.shape[:2]) < MIN_SIDE:
         raise ImageError(f"{path}: {rgb.shape[1]}x{rgb.shape[0]} is too small to evaluate (need {MIN_SIDE}x{MIN_SIDE})")
     return rgb
-
-
-def neutral_from_l(L: np.ndarray) -> np.ndarray:
-    """The neutral grey (R = G = B) of lightness L ``(H, W)`` in [0, 100] -> ``(H, W, 3)``.
-
-    Lab(L, 0, 0) -> sRGB leaves ~1e-5 differences between channels from the D65 white
-    point's rounding; averaging them makes the grey exact, so its colourfulness is 0.
-    """
-    lab = np.stack([L, np.zeros_like(L), np.zeros_like(L)], -1)
-    g = color.lab_to_rgb(lab).mean(-1, keepdims=True)
-    return np.repeat(g, 3, axis=-1).astype(np.float32)
 
 
 def quantize(rgb: np.ndarray) -> np.ndarray:
@@ -127,17 +70,13 @@ def quantize(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(to_pil(rgb), dtype=np.float32) / 255.0
 
 
-def _lightness(rgb: np.ndarray) -> np.ndarray:
-    return color.rgb_to_lab(rgb)[..., 0]
-
-
 # ----------------------------------------------------------------- models
 def _gray_baseline(photo: Photo) -> np.ndarray:
-    return quantize(neutral_from_l(_lightness(photo.rgb)))
+    return quantize(color.grey(photo.rgb))
 
 
 def _mean_ab_baseline(photo: Photo) -> np.ndarray:
-    L = _lightness(photo.rgb)
+    L = color.rgb_to_lab(photo.rgb)[..., 0]
     lab = np.stack([L, np.full_like(L, MEAN_AB[0]), np.full_like(L, MEAN_AB[1])], -1)
     return quantize(color.lab_to_rgb(lab))
 
@@ -192,7 +131,8 @@ def _save_thumb(rgb: np.ndarray, path: Path) -> None:
 
 
 def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: int | None = None,
-             gallery: Path | None = None, quiet: bool = False, probe: metrics.EfficientNetProbe | None = None) -> Results:
+             gallery: Path | None = None, quiet: bool = False,
+             probe: metrics.EfficientNetProbe | None = None) -> report.Results:
     """Grey each photo, colorize it with every model and measure against the original.
 
     Args:
@@ -205,7 +145,7 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         probe: the EfficientNet-Lite0 judge (loaded here when not given).
 
     Returns:
-        the :class:`Results`; photos that cannot be read are listed in ``failures``.
+        the :class:`tinct.report.Results`; photos that cannot be read are listed in ``failures``.
     """
     import sys
 
@@ -213,7 +153,7 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
 
     probe = probe or metrics.EfficientNetProbe()
     names = list(models)
-    res = Results(models=names, seconds={n: [] for n in names})
+    res = report.Results(models=names, seconds={n: [] for n in names})
     feats: dict[str, list[np.ndarray]] = {n: [] for n in ["<truth>", *names]}
     warmed: set[str] = set()
     if gallery is not None:
@@ -225,7 +165,7 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         except ImageError as e:
             res.failures.append(str(e))
             continue
-        gray = Photo(pixels=neutral_from_l(_lightness(truth)), alpha=None, name=photo_id, is_gray=True)
+        gray = Photo(pixels=color.grey(truth), alpha=None, name=photo_id, is_gray=True)
         outputs = {}
         for name, fn in models.items():
             if name not in warmed:  # first call pays one-off set-up costs; keep them out of the timing
@@ -258,19 +198,18 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
 
 
 def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | None = None, crop: int | None = None,
-        limit: int | None = None, quiet: bool = False) -> Results:
-    """Find the photos, load the models, evaluate, write every report into ``out``.
+        limit: int | None = None, quiet: bool = False) -> report.Results:
+    """Find the photos (the first ``limit`` by path), load the models, evaluate, write every
+    report into ``out``.
 
     Raises:
         UsageError: ``data`` is not a folder or holds no photos; a model is given twice.
         tinct.checkpoint.CheckpointError: a model cannot be loaded.
     """
-    from . import report
-
     data, out = Path(data), Path(out)
     if not data.is_dir():
         raise UsageError(f"--data {data}: no such folder")
-    photos = find_photos(data, limit)
+    photos = find_images(data)[:limit]
     if not photos:
         raise UsageError(f"--data {data}: no photos found (looked for {', '.join(sorted(INPUT_EXTS))})")
     models = load_models(model_specs, size)

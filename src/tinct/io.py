@@ -8,6 +8,10 @@ bombs that is checked from the header before anything is decoded.
 That guard is tinct's own and per call (``max_pixels``): tinct leaves Pillow's process-wide
 ``PIL.Image.MAX_IMAGE_PIXELS`` to the program that imports it, and opens images without
 consulting it (:func:`open_header`).
+
+Also the file-level helpers every command shares: finding the images in a folder
+(:func:`find_images`), the centre square a photo is cropped to (:func:`square`), and
+writing any file atomically (:func:`atomic_write`).
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from __future__ import annotations
 import io as _io
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .checkpoint import atomic_write
-
 DEFAULT_MAX_PIXELS = 180_000_000  # 180 MP: above any camera photo, below a bomb
+# The extensions tinct looks for in folders: the formats this Pillow build decodes that hold
+# photos (GIF included: its first frame is read). Everything that searches a folder uses
+# this one set, so a photo tinct colorizes is also one it can train and be evaluated on.
 INPUT_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -212,3 +218,67 @@ def save_image(im: Image.Image, path: str | os.PathLike, quality: int = 95) -> N
     # times faster (20 val photos: 269 kB in 23 ms vs 273 kB in 71 ms).
     kwargs = {"quality": quality} if fmt == "JPEG" else {"compress_level": 1}
     atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **kwargs))
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``.
+
+    A crash mid-write leaves the previous file intact (the rename is atomic on POSIX).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------- folders and crops
+def find_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """The image files (:data:`INPUT_EXTS`, any case) in folder ``root``, sorted by relative path.
+
+    Args:
+        root: the folder.
+        recursive: also every sub-folder's.
+
+    Hidden files and folders (a name starting with ".") are skipped: they are a tool's, not
+    the user's photos (macOS writes a ``._name.jpg`` beside each photo on some disks). The
+    order is that of the POSIX relative paths as strings, the same on every system.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    found = []
+    for path in root.rglob("*") if recursive else root.iterdir():
+        rel = path.relative_to(root)
+        if path.suffix.lower() in INPUT_EXTS and not any(part.startswith(".") for part in rel.parts) and path.is_file():
+            found.append((rel.as_posix(), path))
+    return [path for _, path in sorted(found)]
+
+
+def square(img: np.ndarray, side: int, resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+    """Scale so the short side is ``side`` and take the centre ``side x side`` square.
+
+    Args:
+        img: uint8 ``(H, W, 3)`` or ``(H, W)``.
+        side: the square's side in pixels.
+        resample: Pillow's filter, antialiased when shrinking; bilinear by default, as the
+            training-photo cache (:mod:`tinct.data`) has always been made.
+
+    Returns:
+        uint8 ``(side, side, 3)`` (or ``(side, side)``). Only the square is resampled, in one
+        pass from the source pixels.
+    """
+    return np.asarray(ImageOps.fit(Image.fromarray(img), (side, side), method=resample))

@@ -8,17 +8,24 @@ are scikit-image's. The exact definitions and conventions are in ``docs/EVALUATI
 Set-level metrics (the Frechet distance between EfficientNet-Lite0 features) take
 feature matrices; :class:`EfficientNetProbe` computes those features and the top-1
 ImageNet labels used for semantic interpretability.
+
+Video flicker (:func:`flicker`, :func:`video_flicker`, used to tune ``tinct video``'s
+smoothing) is the mean ab change between consecutive frames after motion compensation,
+with the flow computed once from the luminance and shared by every variant compared;
+definitions and figures in ``docs/VIDEO.md``.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import color
+from . import color, flow
 
 AUC_MAX_THRESHOLD = 150  # Zhang et al. 2016: ab error thresholds 0..150
 HIST_BIN = color.GRID_313  # ab histogram bins: 10 x 10 Lab units ...
@@ -269,3 +276,80 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-6
     covmean = np.real(covmean)
     d = float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
     return max(d, 0.0)
+
+
+# ----------------------------------------------------------------- video flicker
+@dataclass
+class Motion:
+    """Flow from frame t to t-1 at full resolution and the pixels it can be trusted on."""
+
+    flow: np.ndarray  # (H, W, 2)
+    valid: np.ndarray  # (H, W) bool: inside, forward-backward consistent, not a shot change
+
+
+class MotionEstimator:
+    """Full-resolution flow between consecutive luminance frames, for the flicker metric.
+
+    DIS (medium preset) both ways; a pixel is valid when its flow stays inside the frame
+    and passes the forward-backward check of Sundaram et al. (2010):
+    ``|f(x) + b(x + f(x))|^2 < 0.01 (|f|^2 + |b|^2) + 0.5``, which drops occlusions. At a
+    shot change no pixel is valid.
+    """
+
+    def __init__(self):
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def __call__(self, L_prev: np.ndarray, L: np.ndarray) -> Motion:
+        g, g_prev = flow.grey_u8(L), flow.grey_u8(L_prev)
+        fw = flow.optical_flow(g, g_prev, self.dis)  # t -> t-1
+        bw = flow.optical_flow(g_prev, g, self.dis)  # t-1 -> t
+        bw_at, inside = flow.warp(bw, fw)
+        L_warped, _ = flow.warp(L_prev.astype(np.float32), fw)
+        if flow.is_shot_change(L, L_warped, inside):
+            return Motion(fw, np.zeros_like(inside))
+        err = ((fw + bw_at) ** 2).sum(-1)
+        consistent = err < 0.01 * ((fw**2).sum(-1) + (bw_at**2).sum(-1)) + 0.5
+        return Motion(fw, inside & consistent)
+
+
+def lab_of(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> float32 Lab ``(H, W, 3)``."""
+    return color.rgb_to_lab(rgb.astype(np.float32) / 255.0)
+
+
+def flicker(ab_prev: np.ndarray, ab: np.ndarray, motion: Motion) -> float | None:
+    """Mean ab change ``|ab(t) - warp(ab(t-1))|`` (Euclidean, Lab units) over the valid pixels.
+
+    Args:
+        ab_prev, ab: ``(H, W, 2)`` float32 chroma of frames t-1 and t.
+        motion: from :class:`MotionEstimator` on the same frames' luminance.
+
+    Returns:
+        the mean, or None when no pixel is valid (a shot change).
+    """
+    if not motion.valid.any():
+        return None
+    warped, _ = flow.warp(np.ascontiguousarray(ab_prev), motion.flow)
+    return float(np.sqrt(((ab - warped) ** 2).sum(-1))[motion.valid].mean())
+
+
+def video_flicker(videos: dict[str, list[np.ndarray]], reference: list[np.ndarray]) -> dict[str, float]:
+    """Flicker of several versions of one clip, all judged along the same flow.
+
+    Args:
+        videos: name -> uint8 RGB frames ``(H, W, 3)``, as many as ``reference``.
+        reference: uint8 RGB frames whose luminance gives the flow (the original).
+
+    Returns:
+        name -> mean over frame pairs (shot changes skipped) of :func:`flicker`.
+    """
+    estimate = MotionEstimator()
+    L = [lab_of(f)[..., 0] for f in reference]
+    motions = [estimate(L[t - 1], L[t]) for t in range(1, len(L))]
+    out = {}
+    for name, frames in videos.items():
+        ab = [lab_of(f)[..., 1:] for f in frames]
+        values = [flicker(ab[t - 1], ab[t], m) for t, m in enumerate(motions, 1)]
+        values = [v for v in values if v is not None]
+        out[name] = float(np.mean(values)) if values else float("nan")
+    return out

@@ -1,9 +1,10 @@
-"""Report writers for ``tinct evaluate``: they read a :class:`tinct.evaluate.Results`.
+"""What ``tinct evaluate`` measured (:class:`Results`) and the reports written from it.
 
 REPORT_DIR/
     metrics.csv    one row per (photo, model): the per-image metrics (deterministic)
     timing.csv     one row per (photo, model): seconds to colorize
-    summary.md     means with 95% bootstrap intervals, best per column in bold
+    summary.md     means with 95% bootstrap intervals, best per column in bold; with several
+                   models, every model's paired difference from the first, with its interval
     summary.json   the same numbers, plus the run's configuration
     bars.png       means and intervals per metric;  boxes.png: per-photo distributions
     gallery.html   grey input, every model's output and the original for every photo,
@@ -16,12 +17,14 @@ import csv
 import html
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .evaluate import METRIC_COLUMNS, Results
-
+# Per-image metric columns of metrics.csv, in order (see docs/EVALUATION.md).
+METRIC_COLUMNS = ("psnr", "ssim", "auc_ab", "cf", "cf_gt", "dcf", "ciede2000", "hist_intersection",
+                  "top1", "top1_gt", "top1_agree", "top1_conf_gt")
 PSNR_CAP = 100.0  # dB; an exact reproduction has PSNR inf, means use min(PSNR, cap)
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -42,6 +45,40 @@ SUMMARY_COLUMNS = {
     "ms_per_photo": ("ms / photo", "{:.1f}", "low"),
 }
 SET_LEVEL = {"frechet"}  # one number per model, no interval
+# Paired comparison with the first model: these columns, resampling photos (not rows).
+PAIRED_COLUMNS = ("psnr", "ssim", "auc_ab", "ciede2000", "dcf", "cf", "top1_agree")
+PAIRED_RESAMPLES = 10_000
+
+
+@dataclass
+class Results:
+    """Everything one evaluation measured; the report writers read only this.
+
+    Attributes:
+        models: model names in the order given (the ``--model`` strings).
+        photos: ids (paths relative to the data folder) of the photos evaluated.
+        pids: gallery file prefix of each evaluated photo (``p0000``, ...).
+        rows: one dict per (photo, model), photo-major: ``photo``, ``model`` and
+            :data:`METRIC_COLUMNS`.
+        seconds: model -> runtime per photo in seconds, in photo order.
+        frechet: model -> Frechet distance between EfficientNet-Lite0 features of its
+            outputs and of the originals (NaN with fewer than two photos).
+        failures: one message per photo that could not be evaluated.
+        config: how the run was made (data, crop, size, limit, models, mean ab).
+    """
+
+    models: list[str]
+    photos: list[str] = field(default_factory=list)
+    pids: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    frechet: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    def column(self, model: str, name: str) -> np.ndarray:
+        """One metric over the photos for one model, float ``(N,)``."""
+        return np.array([r[name] for r in self.rows if r["model"] == model], dtype=np.float64)
 
 
 def write_all(results: Results, out: str | Path) -> dict:
@@ -125,6 +162,8 @@ def summarize(results: Results) -> dict:
             best[col] = [m for m, v in shown.items() if v == target]  # ties as displayed are all best
     cf_gt = np.array([r["cf_gt"] for r in results.rows if r["model"] == results.models[0]], dtype=np.float64)
     truth = {"cf": {"mean": float(cf_gt.mean()), "ci95": list(bootstrap_ci(cf_gt))}} if len(cf_gt) else {}
+    reference = results.models[0]
+    paired = {m: paired_differences(results, reference, m) for m in results.models[1:]} if results.photos else {}
     return {
         "config": results.config,
         "n_photos": len(results.photos),
@@ -134,7 +173,55 @@ def summarize(results: Results) -> dict:
         "originals": truth,
         "models": models,
         "best": best,
+        "paired": {"reference": reference, "n_resamples": PAIRED_RESAMPLES, "seed": SEED, "models": paired},
     }
+
+
+def paired_differences(results: Results, reference: str, candidate: str, seed: int = SEED) -> dict[str, dict]:
+    """How ``candidate`` (B) differs from ``reference`` (A) on the same photos, per :data:`PAIRED_COLUMNS`.
+
+    Both models saw the same photos, so each bootstrap resample draws photos and takes the
+    mean of their differences B - A: the 95% percentile interval of that mean is far
+    narrower than the two models' own intervals when the photos vary more than the models.
+    An interval that excludes 0 means these photos separate the two. PSNR is capped at
+    :data:`PSNR_CAP` per photo, as in the means.
+
+    Returns:
+        column -> {"a": mean of A, "b": mean of B, "diff": mean of B - A, "ci95": [low, high]}.
+    """
+    diffs = np.stack([per_photo(results, candidate, c) - per_photo(results, reference, c) for c in PAIRED_COLUMNS])
+    n = diffs.shape[1]
+    rng = np.random.default_rng(seed)
+    # Resample in chunks to bound the memory; the chunks' rows are even, so the draws are the
+    # same as one (PAIRED_RESAMPLES, n) draw.
+    rows = max(2, 500_000 // n // 2 * 2)
+    means = np.concatenate([diffs[:, rng.integers(0, n, size=(min(rows, PAIRED_RESAMPLES - k), n))].mean(-1)
+                            for k in range(0, PAIRED_RESAMPLES, rows)], axis=1)
+    low, high = np.percentile(means, [2.5, 97.5], axis=1)
+    return {c: {"a": float(per_photo(results, reference, c).mean()), "b": float(per_photo(results, candidate, c).mean()),
+                "diff": float(diffs[k].mean()), "ci95": [float(low[k]), float(high[k])]}
+            for k, c in enumerate(PAIRED_COLUMNS)}
+
+
+def agreement_by_confidence(rows: list[dict], edges) -> dict[str, list[tuple[float, int]]]:
+    """Each model's mean ``top1_agree`` per bin of the judge's confidence on the original.
+
+    Args:
+        rows: :attr:`Results.rows`, or the rows of a metrics.csv (text values are read as numbers).
+        edges: increasing bin edges of ``top1_conf_gt``; bins are ``[lo, hi)``, the last ``[lo, hi]``.
+
+    Returns:
+        model -> one (mean agreement, photo count) per bin (NaN for an empty bin), in order.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    out = {}
+    for m in dict.fromkeys(r["model"] for r in rows):
+        conf = np.array([float(r["top1_conf_gt"]) for r in rows if r["model"] == m])
+        agree = np.array([float(r["top1_agree"]) for r in rows if r["model"] == m])
+        which = np.clip(np.digitize(conf, edges[1:-1]), 0, len(edges) - 2)
+        out[m] = [(float(agree[which == k].mean()) if (which == k).any() else math.nan, int((which == k).sum()))
+                  for k in range(len(edges) - 1)]
+    return out
 
 
 def _json_safe(x):
@@ -187,9 +274,33 @@ def summary_markdown(summary: dict) -> str:
         "and is not comparable with published FID values. Time is wall-clock milliseconds per photo on this machine "
         "(the only number that changes between runs). Definitions: docs/EVALUATION.md.",
     ]
+    lines += _paired_markdown(summary["paired"])
     if summary["failures"]:
         lines += ["", "Not evaluated:", *(f"- {f}" for f in summary["failures"])]
     return "\n".join(lines) + "\n"
+
+
+def _paired_markdown(paired: dict) -> list[str]:
+    if not paired["models"]:
+        return []
+    ref = paired["reference"].replace("|", "\\|")
+    lines = ["", f"## Paired differences from {ref}", "",
+             "| model | " + " | ".join(SUMMARY_COLUMNS[c][0] for c in PAIRED_COLUMNS) + " |",
+             "|---|" + "---:|" * len(PAIRED_COLUMNS)]
+    for m, cols in paired["models"].items():
+        cells = []
+        for c in PAIRED_COLUMNS:
+            fmt = SUMMARY_COLUMNS[c][1].replace("{:", "{:+")
+            d, (lo, hi) = cols[c]["diff"], cols[c]["ci95"]
+            text = f"{fmt.format(d)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+            cells.append(f"**{text}**" if lo > 0 or hi < 0 else text)
+        name = m.replace("|", "\\|")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    note = (f"Each model minus {ref} on the same photos: mean of the per-photo differences and its 95% "
+            f"paired-bootstrap interval ({paired['n_resamples']} resamples of the photos, seed {paired['seed']}). "
+            "**Bold**: the interval excludes 0, so these photos separate the two; a finer test than whether the "
+            "models' own intervals above overlap.")
+    return lines + ["", note]
 
 
 # ----------------------------------------------------------------- plots

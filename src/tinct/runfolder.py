@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, color, config, data, tasks
+from . import checkpoint, color, config, data, io, tasks
 from .config import Config
 
 class CsvLog:
@@ -38,7 +38,7 @@ class CsvLog:
                 rows = [ln for ln in lines[1:]  # a row cut short by a kill has too few fields
                         if ln.count(",") == len(columns) - 1 and int(ln.split(",")[0]) <= keep_until]
         text = "\n".join([",".join(columns), *rows]) + "\n"
-        checkpoint.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        io.atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     def write(self, values: dict) -> None:
         with open(self.path, "a") as f:
@@ -91,7 +91,7 @@ class Logs:
             result |= {"steps": step, "val_loss_first": self.val_first,
                        "val_loss_last": v["loss"][-1] if v["loss"] else None,
                        "val_ab_mae_last": v["ab_mae"][-1] if v.get("ab_mae") else None}
-            checkpoint.atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+            io.atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
         return result
 
 
@@ -123,7 +123,7 @@ def plot_curves(train: dict, val: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    checkpoint.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    io.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _positive(cols: dict, name: str) -> bool:
@@ -148,7 +148,7 @@ def save_grid(task: tasks.Task, val, n: int, path: Path) -> None:
     grid = torch.cat([torch.cat(list(r), 2) for r in rgb], 1)  # (3, 3h, n*w)
     img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    io.atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 class Saver:

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from . import checkpoint, config, data, tasks
+from . import checkpoint, config, data, io, tasks
 from .config import Config, ConfigError
 from .models import create_model
 from .runfolder import Logs, Saver
@@ -142,7 +142,7 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         for stale in out.glob(".*.tmp"):  # left by a process killed while saving
             stale.unlink(missing_ok=True)
-        checkpoint.atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.dump(cfg)))
+        io.atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.dump(cfg)))
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed + env.rank)

@@ -4,9 +4,8 @@
         -> blend with the previous frame's ab warped along optical flow (reset at shot changes)
         -> upsample ab -> Lab(full-resolution L, ab) -> sRGB -> encode (PyAV)
 
-Also the flicker metric used to tune the smoothing: the mean ab change between consecutive
-frames after motion compensation, with the flow computed once from the luminance and
-shared by every variant compared. Definitions and figures: ``docs/VIDEO.md``.
+Optical flow lives in :mod:`tinct.flow`; the flicker metric that tuned the smoothing in
+:mod:`tinct.metrics`. Definitions and figures: ``docs/VIDEO.md``.
 """
 
 from __future__ import annotations
@@ -25,12 +24,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import color
-from .checkpoint import atomic_write
 from .colorizer import Colorizer
+from .flow import grey_u8, is_shot_change, optical_flow, warp
+from .io import atomic_write
 
 DEFAULT_SMOOTHING = 0.7  # weight of the motion-compensated history; tuned on bikes.mp4 (docs/VIDEO.md)
-CUT_THRESHOLD = 8.0  # mean |L_t - warped L_t-1| (L units) above which frame t starts a new shot
 CONFIDENCE_SIGMA = 5.0  # L units: warp error at which a pixel's history weight falls to 1/e
 CRF = "18"  # x264/VP9 constant quality: visually near-lossless, so the colours survive encoding
 
@@ -68,37 +66,20 @@ def output_format(path: str | Path) -> OutputFormat:
     return FORMATS[ext]
 
 
-# ----------------------------------------------------------------- optical flow
-def grey_u8(L: np.ndarray) -> np.ndarray:
-    """L in [0, 100] -> uint8 grey image, the input the flow estimator takes."""
-    return np.clip(L * 2.55 + 0.5, 0, 255).astype(np.uint8)
+def check_output(src: str | Path, dst: str | Path, overwrite: bool = False) -> OutputFormat:
+    """The format of ``dst``, once it is known that ``dst`` may be written.
 
-
-def optical_flow(grey: np.ndarray, grey_prev: np.ndarray, dis) -> np.ndarray:
-    """Flow ``(H, W, 2)`` from frame t to t-1: pixel x of t was at x + flow(x) in t-1."""
-    return dis.calc(grey, grey_prev, None)
-
-
-def warp(img: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward warp ``out(x) = img(x + flow(x))`` (bilinear) and where that lies inside ``img``.
-
-    Args:
-        img: ``(H, W)`` or ``(H, W, C)`` float32, C <= 4.
-        flow: ``(H, W, 2)`` float32 in pixels (x, y).
-
-    Returns:
-        the warped image, same shape as ``img``, and a bool ``(H, W)`` inside mask.
+    Raises:
+        VideoError: an unsupported extension, ``dst`` is the input, or ``dst`` exists and
+            not ``overwrite``.
     """
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx, my = gx + flow[..., 0], gy + flow[..., 1]
-    out = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out, (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-
-
-def is_shot_change(L: np.ndarray, L_warped: np.ndarray, inside: np.ndarray) -> bool:
-    """Frame t starts a new shot: the warped previous frame does not explain it."""
-    return inside.mean() < 0.5 or float(np.abs(L - L_warped)[inside].mean()) > CUT_THRESHOLD
+    fmt = output_format(dst)
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise VideoError(f"-o {dst} would replace the input; choose another output")
+    if dst.exists() and not overwrite:
+        raise VideoError(f"{dst} exists (use --overwrite to replace it)")
+    return fmt
 
 
 # ----------------------------------------------------------------- temporal smoothing
@@ -191,83 +172,6 @@ class FrameColorizer:
         return self.compose(L, self.smoother(L_small, ab))
 
 
-# ----------------------------------------------------------------- flicker metric
-@dataclass
-class Motion:
-    """Flow from frame t to t-1 at full resolution and the pixels it can be trusted on."""
-
-    flow: np.ndarray  # (H, W, 2)
-    valid: np.ndarray  # (H, W) bool: inside, forward-backward consistent, not a shot change
-
-
-class MotionEstimator:
-    """Full-resolution flow between consecutive luminance frames, for the flicker metric.
-
-    DIS (medium preset) both ways; a pixel is valid when its flow stays inside the frame
-    and passes the forward-backward check of Sundaram et al. (2010):
-    ``|f(x) + b(x + f(x))|^2 < 0.01 (|f|^2 + |b|^2) + 0.5``, which drops occlusions. At a
-    shot change no pixel is valid.
-    """
-
-    def __init__(self):
-        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-    def __call__(self, L_prev: np.ndarray, L: np.ndarray) -> Motion:
-        g, g_prev = grey_u8(L), grey_u8(L_prev)
-        fw = optical_flow(g, g_prev, self.dis)  # t -> t-1
-        bw = optical_flow(g_prev, g, self.dis)  # t-1 -> t
-        bw_at, inside = warp(bw, fw)
-        L_warped, _ = warp(L_prev.astype(np.float32), fw)
-        if is_shot_change(L, L_warped, inside):
-            return Motion(fw, np.zeros_like(inside))
-        err = ((fw + bw_at) ** 2).sum(-1)
-        consistent = err < 0.01 * ((fw**2).sum(-1) + (bw_at**2).sum(-1)) + 0.5
-        return Motion(fw, inside & consistent)
-
-
-def lab_of(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB ``(H, W, 3)`` -> float32 Lab ``(H, W, 3)``."""
-    return color.rgb_to_lab(rgb.astype(np.float32) / 255.0)
-
-
-def flicker(ab_prev: np.ndarray, ab: np.ndarray, motion: Motion) -> float | None:
-    """Mean ab change ``|ab(t) - warp(ab(t-1))|`` (Euclidean, Lab units) over the valid pixels.
-
-    Args:
-        ab_prev, ab: ``(H, W, 2)`` float32 chroma of frames t-1 and t.
-        motion: from :class:`MotionEstimator` on the same frames' luminance.
-
-    Returns:
-        the mean, or None when no pixel is valid (a shot change).
-    """
-    if not motion.valid.any():
-        return None
-    warped, _ = warp(np.ascontiguousarray(ab_prev), motion.flow)
-    return float(np.sqrt(((ab - warped) ** 2).sum(-1))[motion.valid].mean())
-
-
-def video_flicker(videos: dict[str, list[np.ndarray]], reference: list[np.ndarray]) -> dict[str, float]:
-    """Flicker of several versions of one clip, all judged along the same flow.
-
-    Args:
-        videos: name -> uint8 RGB frames ``(H, W, 3)``, as many as ``reference``.
-        reference: uint8 RGB frames whose luminance gives the flow (the original).
-
-    Returns:
-        name -> mean over frame pairs (shot changes skipped) of :func:`flicker`.
-    """
-    estimate = MotionEstimator()
-    L = [lab_of(f)[..., 0] for f in reference]
-    motions = [estimate(L[t - 1], L[t]) for t in range(1, len(L))]
-    out = {}
-    for name, frames in videos.items():
-        ab = [lab_of(f)[..., 1:] for f in frames]
-        values = [flicker(ab[t - 1], ab[t], m) for t, m in enumerate(motions, 1)]
-        values = [v for v in values if v is not None]
-        out[name] = float(np.mean(values)) if values else float("nan")
-    return out
-
-
 # ----------------------------------------------------------------- reading and writing
 def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
@@ -316,6 +220,11 @@ class VideoSummary:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        """The one-line account ``tinct video`` prints."""
+        return (f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} frames/s), {self.shot_changes} shot "
+                f"changes, {self.audio_streams} audio streams kept")
 
 
 def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, size: int | None = None,

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..colorizer import Colorizer
-from ..io import INPUT_EXTS, ImageError, load_image, save_image, to_pil
+from .. import color
+from ..io import ImageError, find_images, load_image, save_image, to_pil
 from .settings import ModelEntry
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
@@ -166,7 +165,7 @@ class StudySet:
         self.photos: dict[str, StudyPhoto] = {}
         self.broken: set[str] = set()
         if folder is not None:
-            for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in INPUT_EXTS):
+            for path in find_images(folder):
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
                 self.photos.setdefault(digest, StudyPhoto(digest, path.name, path))
 
@@ -207,8 +206,7 @@ class StudySet:
             raise
         original = to_pil(source.rgb)
         original.thumbnail((self.size, self.size), Image.LANCZOS)  # downscale only, aspect kept
-        L = Colorizer.luminance(np.asarray(original.convert("RGB"), dtype=np.float32) / 255.0)  # (H, W) in [0, 100]
-        grey = to_pil(Colorizer.compose(L, torch.zeros(2, *L.shape)))
+        grey = to_pil(color.grey(np.asarray(original.convert("RGB"), dtype=np.float32) / 255.0))
         colorized = model.colorizer.colorize(grey)
         if not original_path.is_file():
             save_image(original, original_path)

@@ -9,8 +9,8 @@ or from the photo's true ab area-averaged to a 40x40 grid (``--ab truth``). Run 
 training photos so the choice is not made on val.
 
 Usage:
-    python scripts/check_guided_upsampling.py --data ../shared/corpus/train --limit 150 --ab truth
-    python scripts/check_guided_upsampling.py --data ../shared/corpus/train --limit 100 --ab model --eps 10 100 1000
+    python experiments/check_guided_upsampling.py --data ../shared/corpus/train --limit 150 --ab truth
+    python experiments/check_guided_upsampling.py --data ../shared/corpus/train --limit 100 --ab model --eps 10 100 1000
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from tinct import Colorizer, color, metrics
-from tinct.evaluate import find_photos, load_truth, quantize
+from tinct.evaluate import load_truth, quantize
+from tinct.io import find_images
 
 
 def box(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -51,7 +52,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    paths = find_photos(args.data)
+    paths = find_images(args.data)
     paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
     truths = [load_truth(p, 256) for p in paths]
     col = Colorizer.load("default")

@@ -5,26 +5,25 @@ under DIR at its stored resolution. ``tinct.evaluate.MEAN_AB`` holds the result 
 tinct training corpus, so that the baseline never sees the colours of the photos it is
 evaluated on:
 
-    python scripts/mean_ab.py ../shared/corpus/train
+    python experiments/mean_ab.py ../shared/corpus/train
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from tinct import color
-from tinct.io import INPUT_EXTS, load_image
+from tinct.io import find_images, load_image
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", help="folder of photos (searched recursively)")
     args = p.parse_args()
-    files = sorted(f for f in Path(args.data).rglob("*") if f.is_file() and f.suffix.lower() in INPUT_EXTS)
+    files = find_images(args.data)
     total, count = np.zeros(2, dtype=np.float64), 0
     for f in tqdm(files, unit="img"):
         ab = color.rgb_to_lab(load_image(f).rgb)[..., 1:].reshape(-1, 2)

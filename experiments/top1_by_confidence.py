@@ -6,7 +6,7 @@ each model's agreement by that probability (`top1_conf_gt`), to show where the m
 
 Usage:
     tinct evaluate --data ../shared/corpus/val --crop 256 --model gray --model default --out runs/eval
-    python scripts/top1_by_confidence.py runs/eval/metrics.csv --edges 0 0.2 0.4 0.6 0.8 1
+    python experiments/top1_by_confidence.py runs/eval/metrics.csv --edges 0 0.2 0.4 0.6 0.8 1
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import argparse
 import csv
 
 import numpy as np
+
+from tinct.report import agreement_by_confidence
 
 
 def main() -> None:
@@ -27,18 +29,13 @@ def main() -> None:
         rows = list(csv.DictReader(f))
     if not rows or "top1_conf_gt" not in rows[0]:
         raise SystemExit(f"{args.metrics_csv}: no top1_conf_gt column (written by tinct evaluate since 2026-12-03)")
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    edges = np.array(args.edges)
-    bins = list(zip(edges[:-1], edges[1:]))
+    bins = list(zip(args.edges[:-1], args.edges[1:]))
     print(f"{'model':<28}" + "".join(f"{f'[{lo:.2f}, {hi:.2f}' + (']' if k == len(bins) - 1 else ')'):>16}"
                                      for k, (lo, hi) in enumerate(bins)) + f"{'all':>10}")
-    for m in models:
-        conf = np.array([float(r["top1_conf_gt"]) for r in rows if r["model"] == m])
-        agree = np.array([int(r["top1_agree"]) for r in rows if r["model"] == m])
-        which = np.clip(np.digitize(conf, edges[1:-1]), 0, len(bins) - 1)
-        cells = [f"{agree[which == k].mean():.3f} (n {int((which == k).sum())})" if (which == k).any() else "-"
-                 for k in range(len(bins))]
-        print(f"{m:<28}" + "".join(f"{c:>16}" for c in cells) + f"{agree.mean():>10.3f}")
+    for m, split in agreement_by_confidence(rows, args.edges).items():
+        cells = [f"{mean:.3f} (n {n})" if n else "-" for mean, n in split]
+        overall = np.mean([float(r["top1_agree"]) for r in rows if r["model"] == m])
+        print(f"{m:<28}" + "".join(f"{c:>16}" for c in cells) + f"{overall:>10.3f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """ONNX Runtime vs PyTorch on real photos: the largest ab and 8-bit RGB differences.
 
 Usage:
-    python scripts/check_backends.py ../shared/corpus/val [--every 15] [--model default]
+    python experiments/check_backends.py ../shared/corpus/val [--every 15] [--model default]
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import argparse
 import numpy as np
 
 from tinct import Colorizer
-from tinct.evaluate import find_photos
-from tinct.io import load_image
+from tinct.io import find_images, load_image
 
 
 def main() -> None:
@@ -21,7 +20,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=15, help="take every k-th photo (sorted by path)")
     ap.add_argument("--model", default="default")
     args = ap.parse_args()
-    photos = find_photos(args.data)[:: args.every]
+    photos = find_images(args.data)[:: args.every]
     cols = [Colorizer.load(args.model, backend=b) for b in ("torch", "onnx")]
     worst_ab, worst_rgb, means = 0.0, 0, []
     for path in photos:

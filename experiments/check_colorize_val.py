@@ -10,7 +10,7 @@ input and its colour original:
     - PSNR and SSIM of the outputs against the colour originals.
 
 Usage:
-    python scripts/check_colorize_val.py ../shared/corpus/val [--model default] [--work /tmp/check]
+    python experiments/check_colorize_val.py ../shared/corpus/val [--model default] [--work /tmp/check]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from tinct import color, metrics
-from tinct.io import INPUT_EXTS
+from tinct.io import find_images
 
 
 def main() -> None:
@@ -40,11 +40,11 @@ def main() -> None:
 
     gray_dir, out_dir = args.work / "gray", args.work / "out"
     shutil.rmtree(args.work, ignore_errors=True)
-    originals = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in INPUT_EXTS)
+    originals = find_images(args.data)
     for p in originals:
         dst = gray_dir / p.relative_to(args.data).with_suffix(".png")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(p).convert("L").save(dst)
+        Image.open(p).convert("L").save(dst)  # Pillow's luma grey, as a scanner writes it
 
     cmd = ["tinct", "colorize", str(gray_dir), "-r", "-o", str(out_dir), "-q", "--model", args.model, *args.extra]
     t0 = time.time()

@@ -7,7 +7,7 @@ compares its top-1 class with the original's. A 40x40 grid is the default model'
 resolution at working size 160; 1x1 is the photo's mean colour.
 
 Usage:
-    python scripts/top1_ceiling.py --data ../shared/corpus/val --grids 40 20 10 1
+    python experiments/top1_ceiling.py --data ../shared/corpus/val --grids 40 20 10 1
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from tinct import Colorizer, color, metrics
-from tinct.evaluate import find_photos, load_truth, quantize
+from tinct.evaluate import load_truth, quantize
+from tinct.io import find_images
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     ap.add_argument("--grids", type=int, nargs="+", default=[40, 20, 10, 1], help="ab grid sides to try")
     ap.add_argument("--chroma", type=float, nargs="+", default=[1.0], help="multiply the true ab by these")
     args = ap.parse_args()
-    truths = [load_truth(p, args.crop) for p in find_photos(args.data)]
+    truths = [load_truth(p, args.crop) for p in find_images(args.data)]
     probe = metrics.EfficientNetProbe()
     top1_truth = probe.top1(truths)
     print(f"{len(truths)} photos\ngrid  chroma  top-1  PSNR")
