@@ -116,33 +116,21 @@ def test_normalisation_round_trip():
     assert torch.allclose(color.denormalize_ab(color.normalize_ab(ab)), ab)
 
 
-# What is known of Zhang et al.'s published resources/pts_in_hull.npy (ECCV 2016): 313 rows
-# of (a, b), multiples of 10 within [-110, 110], and its first five rows, these (in order of
-# a, then b). So the a = -90 column holds exactly four bins (b = 50..80) and the a = -80
-# column starts at b = 20.
-PTS_IN_HULL_FIRST_ROWS = [[-90, 50], [-90, 60], [-90, 70], [-90, 80], [-80, 20]]
+# Zhang et al.'s published resources/pts_in_hull.npy (ECCV 2016, richzhang/colorization):
+# 313 ab bins on a grid of 10, listed by a, then b. Each a column is one unbroken run of b,
+# so the table is written as a -> (lowest b, highest b); it adds up to 313 rows.
+PTS_IN_HULL_COLUMNS = {
+    -90: (50, 90), -80: (20, 90), -70: (0, 90), -60: (-20, 90), -50: (-30, 100), -40: (-40, 100),
+    -30: (-50, 100), -20: (-50, 100), -10: (-60, 100), 0: (-70, 100), 10: (-80, 90), 20: (-80, 90),
+    30: (-90, 90), 40: (-100, 90), 50: (-100, 80), 60: (-110, 80), 70: (-110, 80), 80: (-110, 70),
+    90: (-110, 70), 100: (-90, 0),
+}
 
 
-def test_bins_313_grid_and_published_members():
-    b = color.bins_313()
-    assert b.shape == (313, 2) and len(np.unique(b, axis=0)) == 313
-    assert np.all(b % 10 == 0) and np.abs(b).max() <= 110
-    order = np.lexsort((b[:, 1], b[:, 0]))  # sorted by a, then b, as documented
-    np.testing.assert_array_equal(order, np.arange(313))
-    np.testing.assert_array_equal(b.min(0), [-90, -110])
-    np.testing.assert_array_equal(b.max(0), [100, 100])
-    members = {tuple(r) for r in b.astype(int).tolist()}
-    assert {tuple(r) for r in PTS_IN_HULL_FIRST_ROWS} <= members
-    assert (-80, 10) not in members and (-90, 40) not in members  # the published columns' lower ends
-
-
-@pytest.mark.xfail(strict=True, reason="bins_313 is a reconstruction (the sRGB ab hull dilated by a 10-unit "
-                   "square): it has an extra bin (-90, 90) that pts_in_hull lacks (so it also lacks one of "
-                   "Zhang's); the bundled model is trained on these bins, so they cannot simply change")
-def test_bins_313_first_rows_are_pts_in_hull():
-    b = color.bins_313()
-    np.testing.assert_array_equal(b[:5], PTS_IN_HULL_FIRST_ROWS)
-    assert (b[:, 0] == -90).sum() == 4
+def test_bins_313_are_the_published_pts_in_hull():
+    published = np.array([(a, b) for a, (lo, hi) in sorted(PTS_IN_HULL_COLUMNS.items()) for b in range(lo, hi + 1, 10)])
+    assert published.shape == (313, 2)
+    np.testing.assert_array_equal(color.bins_313(), published)  # the same bins, in the same order
 
 
 def test_every_srgb_colour_near_a_313_bin():
