@@ -258,12 +258,12 @@ def _progress(total: int, quiet: bool):
 
 # --------------------------------------------------------------------- models
 def cmd_models() -> int:
-    from .colorizer import BUNDLED, bundled_path
+    from .colorizer import BUNDLED, bundled_installed
     from .models import describe, list_models
 
     print("Bundled models (tinct colorize --model NAME):")
     for name, (_, text) in BUNDLED.items():
-        state = "" if bundled_path(name).is_file() else "  [weights missing from this install]"
+        state = "" if bundled_installed(name) else "  [weights missing from this install]"
         print(f"  {name:<22} {text}{state}")
     print("\nArchitectures (trainable; a checkpoint of any works with --model PATH):")
     for name in list_models():

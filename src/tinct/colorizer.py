@@ -46,6 +46,11 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("tinct") / "weights" / filename))
 
 
+def bundled_installed(name: str) -> bool:
+    """Whether this install holds the bundled model's weights file."""
+    return bundled_path(name).is_file()
+
+
 def resolve_model_path(spec: str | os.PathLike) -> Path:
     """A bundled model name, a checkpoint or ONNX file, or a run folder (its best.pt, else last.pt)."""
     if isinstance(spec, str) and spec in BUNDLED:

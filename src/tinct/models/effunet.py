@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register_model
+from .registry import register_model
 from .layers import (LITE0_HEAD_CHANNELS, LITE0_TAP_CHANNELS, LITE0_TAPS, UpBlock, conv_bn_relu, efficientnet_features,
                      efficientnet_head, load_efficientnet_lite0)
 from .spec import ModelSpec

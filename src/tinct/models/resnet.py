@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register_model
+from .registry import register_model
 from .layers import LITE0_TAP_CHANNELS, LITE0_TAPS, UpBlock, conv_bn_relu, load_efficientnet_lite0, run_efficientnet_blocks
 from .spec import ModelSpec
 

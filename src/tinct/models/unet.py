@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register_model
+from .registry import register_model
 from .layers import conv_bn_relu
 from .spec import ModelSpec
 

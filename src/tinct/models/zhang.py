@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import register_model
+from .registry import register_model
 from .spec import ModelSpec
 
 # One block per tuple: (width, convs, stride of the last conv, dilation).

@@ -1,20 +1,22 @@
-"""Import cycles between the modules of a package: every group of modules that import each other.
+"""The source tree's shape, checked on every run: no import cycle among tinct's modules, no
+source file over 450 lines, and a CLI that only parses arguments and calls the modules
+(no file-system logic of its own).
 
-Reads the source (nothing is imported) and follows every ``import`` statement, those inside
-functions too: an import deferred into a function still ties the two modules together.
-``from pkg import sub`` counts as an import of ``pkg.sub`` when that is a module, otherwise
-of ``pkg``. Exits 1 when there is a cycle.
-
-Usage:
-    python scripts/import_cycles.py [src/tinct] [--ignore tinct.train tinct.tasks]
+The import graph is read from the source (nothing is imported) and follows every
+``import`` statement, those inside functions too: an import deferred into a function still
+ties the two modules together. ``from pkg import sub`` counts as an import of ``pkg.sub``
+when that is a module, otherwise of ``pkg``.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
-import sys
 from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "tinct"
+MAX_LINES = 450
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -86,18 +88,37 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("package", nargs="?", default="src/tinct", type=Path)
-    ap.add_argument("--ignore", nargs="*", default=[], metavar="MODULE", help="leave these modules out")
-    args = ap.parse_args()
-    graph = {m: deps - set(args.ignore) for m, deps in import_graph(args.package).items() if m not in args.ignore}
-    found = cycles(graph)
-    for group in found:
-        print("cycle: " + " <-> ".join(group))
-    print(f"{len(graph)} modules, {len(found)} import cycles")
-    sys.exit(1 if found else 0)
+def test_no_import_cycles():
+    found = cycles(import_graph(SRC))
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(group) for group in found)
 
 
-if __name__ == "__main__":
-    main()
+def test_cycle_finder_finds_a_cycle(tmp_path):
+    """The check above can fail: a package whose two modules import each other."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from . import b\n")
+    (pkg / "b.py").write_text("def f():\n    from .a import x\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.b"]]
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: p.relative_to(SRC).as_posix())
+def test_source_file_is_short(path):
+    n = len(path.read_text(encoding="utf-8").splitlines())
+    assert n <= MAX_LINES, f"{path.relative_to(SRC)} has {n} lines (at most {MAX_LINES}: split it by idea)"
+
+
+FS_CALLS = {"exists", "is_file", "is_dir", "glob", "rglob", "iterdir", "mkdir", "unlink", "rename", "replace",
+            "stat", "open", "read_text", "write_text", "read_bytes", "write_bytes", "walk", "listdir", "remove"}
+
+
+def test_cli_has_no_file_system_logic():
+    """cli.py parses and calls; finding, planning and writing files live in batch, io and the commands' modules."""
+    tree = ast.parse((SRC / "cli.py").read_text(encoding="utf-8"))
+    calls = sorted({f"line {n.lineno}: {n.func.attr if isinstance(n.func, ast.Attribute) else n.func.id}"
+                    for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and ((isinstance(n.func, ast.Attribute) and n.func.attr in FS_CALLS)
+                         or (isinstance(n.func, ast.Name) and n.func.id in {"open", "glob"}))})
+    assert not calls, f"file-system calls in cli.py: {calls}"
