@@ -186,24 +186,11 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "colorize":
-        return cmd_colorize(args)
-    if args.command == "models":
-        return cmd_models()
-    if args.command == "export":
-        return cmd_export(args)
-    if args.command == "calibrate":
-        return cmd_calibrate(args)
-    if args.command == "evaluate":
-        return cmd_evaluate(args)
-    if args.command == "serve":
-        return cmd_serve(args)
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "video":
-        return cmd_video(args)
-    parser.error(f"unknown command {args.command}")  # pragma: no cover
-    return EXIT_USAGE
+    commands = {"colorize": cmd_colorize, "models": cmd_models, "export": cmd_export, "calibrate": cmd_calibrate,
+                "evaluate": cmd_evaluate, "serve": cmd_serve, "train": cmd_train, "video": cmd_video}
+    if args.command not in commands:  # pragma: no cover
+        parser.error(f"unknown command {args.command}")
+    return commands[args.command](args)
 
 
 # --------------------------------------------------------------------- colorize
@@ -257,7 +244,7 @@ def _progress(total: int, quiet: bool):
 
 
 # --------------------------------------------------------------------- models
-def cmd_models() -> int:
+def cmd_models(args) -> int:
     from .colorizer import BUNDLED, bundled_installed
     from .models import describe, list_models
 
