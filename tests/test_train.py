@@ -450,7 +450,7 @@ def test_decoded_terms_and_work_sizes_train_and_resume(photos, tmp_path):
 
 def test_work_sizes_resize_the_network_input_only(photos, monkeypatch):
     """data.work_sizes: the network sees L at the drawn size, the targets stay at the crop's."""
-    from tinct.train import prepare
+    from tinct.loader import prepare
 
     cfg = config.load(ROOT / "recipes" / "default" / "3-semantic.yaml", ["data.work_sizes=[32,96]", "data.crop=64"])
     sizes = [data.work_size(cfg.data.work_sizes, 64, 0, step) for step in range(40)]
@@ -530,3 +530,61 @@ def test_chained_stages_record_their_recipes(photos, tmp_path):
     assert [s["description"] for s in meta["stages"]] == [config.load(base).description, config.load(fine).description]
     assert meta["recipe"] == meta["stages"][-1] and meta["recipe"]["model"]["init"] == str(tmp_path / "s1" / "last.pt")
     assert config.from_dict(config.Config, meta["recipe"], "").optim.lr == pytest.approx(3e-4)
+
+
+# ---------------------------------------------------------------- precision and prefetching
+
+
+def test_precision_auto_falls_back_to_fp32_without_native_bf16(photos, tmp_path, monkeypatch, capsys):
+    """A machine without native bfloat16 (simulated) trains in float32 under train.precision=auto."""
+    from tinct import precision
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)
+    assert precision.resolve("auto", torch.device("cpu")) == "fp32"
+    out = tmp_path / "run"
+    _train(ROOT / "recipes" / "seed001-shallow.yaml", photos, out, "train.precision=auto")
+    assert checkpoint.read(out / "last.pt")["precision"] == "fp32"
+    assert ", fp32, run folder" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="train.precision"):
+        precision.resolve("fp16", torch.device("cpu"))
+
+
+def test_bf16_trains_in_float32_weights_and_resumes(photos, tmp_path, monkeypatch):
+    """train.precision=bf16: the networks' forward passes run in bfloat16 (the model's
+    output dtype under the wrapper's autocast), weights, losses and checkpoints stay float32,
+    and a resumed auto run keeps the precision it started with."""
+    from tinct import precision
+
+    seen = []
+    forward = precision.Autocast.forward
+
+    def spy(self, *args, **kwargs):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            seen.append(self.net(*args, **kwargs).dtype)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(precision.Autocast, "forward", spy)
+    monkeypatch.setattr(precision, "bf16_native", lambda device: True)
+    recipe = ROOT / "recipes" / "default" / "3-semantic.yaml"
+    out = tmp_path / "run"
+    _train(recipe, photos, out, "data.scale=[1.0,1.0]", "train.precision=auto", "train.steps=1")
+    assert seen and set(seen) == {torch.bfloat16}
+    blob = checkpoint.read(out / "last.pt")
+    assert blob["precision"] == "bf16" and all(v.dtype == torch.float32 for v in blob["state_dict"].values() if v.is_floating_point())
+    monkeypatch.setattr(precision, "bf16_native", lambda device: False)  # resumed elsewhere: still bf16
+    _train(recipe, photos, out, "data.scale=[1.0,1.0]", "train.precision=auto", resume=True)
+    assert checkpoint.read(out / "last.pt")["precision"] == "bf16"
+    rows = _rows(out / "train.csv")
+    assert [r["step"] for r in rows] == ["1", "2"] and all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_prefetching_changes_no_batch(photos, tmp_path, one_thread):
+    """The same losses with batches made ahead by the prefetch thread or in the loop, for
+    both samplers (with targets computed ahead from the second step on)."""
+    base = ROOT / "recipes" / "default" / "1-base.yaml"
+    for name, recipe, extra in (("draws", base, ["data.scale=[1.0,1.0]"]), ("epochs", ROOT / "recipes" / "seed003-eccv16.yaml", [])):
+        fast = [*extra, "train.steps=4", "train.threads=1", "train.eval_every=100", "data.batch_size=3"]
+        _train(recipe, photos, tmp_path / f"{name}0", *fast, "data.prefetch=0")
+        _train(recipe, photos, tmp_path / f"{name}2", *fast, "data.prefetch=2")
+        a, b = _rows(tmp_path / f"{name}0" / "train.csv"), _rows(tmp_path / f"{name}2" / "train.csv")
+        assert [r["loss"] for r in a] == [r["loss"] for r in b] and len(a) == 4, name

@@ -46,6 +46,9 @@ class DataConfig:
     cache_dir: str | None = None  # default: $TINCT_CACHE_DIR/data, else ~/.cache/tinct/data
     batch_size: int = 16  # per process
     workers: int = 0  # data-loader worker processes
+    # Batches made ready ahead by a background thread (crops, Lab, the network's input and the
+    # task's targets) while the model trains on the current one; 0 = in the loop.
+    prefetch: int = 2
     # How training crops are drawn: "epochs" (each epoch a permutation of the photos, random
     # scaled window + flip per photo) or "draws" (each step draws batch_size distinct photos
     # at random, an integer-placed crop of each photo's cached square + flip: no resampling;
@@ -131,6 +134,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
     device: str = "auto"  # auto | cpu | cuda
     channels_last: bool = False  # networks and their 4-D inputs in channels-last memory layout
+    precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the device has native bf16; tinct.precision)
     progress: bool = True
 
 

@@ -207,6 +207,7 @@ class SemanticTeacher(nn.Module):
         self.net = load_efficientnet_lite0(pretrained=True).eval().requires_grad_(False)
         self.size = size
         self.taps = {LITE0_TAPS[stride] for stride in (8, 16, 32)}  # the last block at each of these strides
+        self.autocast_device: torch.device | None = None  # set: the classifier runs under bfloat16 autocast
 
     def train(self, mode: bool = True) -> "SemanticTeacher":
         return super().train(False)  # the classifier is always in eval mode
@@ -217,8 +218,13 @@ class SemanticTeacher(nn.Module):
 
         x = F.interpolate(rgb.clamp(0, 1), size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = ((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
-        x, taps = efficientnet_features(self.net, x, self.taps)
-        return self.net._fc(efficientnet_head(self.net, x).mean((2, 3))), taps
+        if self.autocast_device is None:
+            x, taps = efficientnet_features(self.net, x, self.taps)
+            return self.net._fc(efficientnet_head(self.net, x).mean((2, 3))), taps
+        with torch.autocast(self.autocast_device.type, dtype=torch.bfloat16):
+            x, taps = efficientnet_features(self.net, x, self.taps)
+            logits = self.net._fc(efficientnet_head(self.net, x).mean((2, 3)))
+        return logits.float(), [t.float() for t in taps]
 
     def forward(self, rgb_out: torch.Tensor, rgb_true: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():

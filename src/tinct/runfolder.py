@@ -164,7 +164,7 @@ class Saver:
         if self.env.main:
             checkpoint.save(self.out / "last.pt", self.task.model, self.meta | {"step": step}, step=step,
                             task=self.task.state_dict(), rng=self.rng_state(), best_val=best, config=config.to_dict(self.cfg),
-                            processes=self.env.world)
+                            processes=self.env.world, precision=getattr(self.task, "precision", "fp32"))
         self.last_step = step
 
     def evaluate(self, step: int, val, logs: Logs, best: float, bar=None) -> float:

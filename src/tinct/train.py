@@ -30,9 +30,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from . import checkpoint, config, data, io, tasks
+from . import checkpoint, config, data, io, precision, tasks
 from .config import Config, ConfigError
 from .models import create_model
+from .loader import Prefetch, ready, train_loader
 from .runfolder import Logs, Saver
 
 
@@ -188,10 +189,15 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
 
         ids = [env.device.index] if env.device.type == "cuda" else None
         task.distribute(lambda m: DDP(m, device_ids=ids))
+    precision_used = precision.resolve(cfg.train.precision, env.device)
+    if blob is not None and cfg.train.precision == "auto" and blob.get("precision") in ("fp32", "bf16"):
+        precision_used = blob["precision"]  # a resumed run keeps the precision it started with
+    task.set_precision(precision_used, env.device)
     task.set_train(True)
 
     # ---- loop
-    batches = iter(train_loader(cfg, sets.train, env, step))
+    batches = Prefetch(train_loader(cfg, sets.train, env, step), lambda b, s: ready(b, cfg, task, env.device, s), step,
+                       cfg.data.prefetch)
     val = ValSet(sets.val, cfg.data.batch_size, env) if sets.val is not None else None
     recipe = config.to_dict(cfg)
     meta = {"size": cfg.model.size or cfg.data.resize or cfg.data.crop, "temperature": cfg.model.temperature,
@@ -207,7 +213,8 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     if env.main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"tinct: {'resuming' if blob else 'training'} {cfg.model.name} ({n_params / 1e6:.2f}M params) on "
-              f"{len(sets.train)} photos x {env.world} process(es), step {step} -> {cfg.train.steps}, run folder {out}",
+              f"{len(sets.train)} photos x {env.world} process(es), step {step} -> {cfg.train.steps}, "
+              f"{precision_used}, run folder {out}",
               file=sys.stderr, flush=True)
     if blob is None:
         saver.save_last(step, best)  # a usable checkpoint exists from the start
@@ -222,81 +229,48 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     n_window, t_window = 0, 0.0
     rates: list[float] = []
     deadline = time.monotonic() + 60 * cfg.train.time_limit if cfg.train.time_limit > 0 else None
-    while step < cfg.train.steps:
-        t0 = time.perf_counter()
-        try:
-            batch = {k: v.to(env.device, non_blocking=True) for k, v in next(batches).items()}
-        except ValueError as e:  # an unreadable photo without the cache (which skips them)
-            raise TrainingError(f"{e}; remove it, or train with data.cache=true, which skips unreadable files") from None
-        prepare(batch, cfg, step)
-        try:
-            metrics = task.train_step(batch)
-        except tasks.NonFiniteLoss as e:
-            bar.close()
-            raise TrainingError(f"{e} at step {step + 1}: stopped. {last_path} holds the last good state "
-                                f"(step {saver.last_step}); lower optim.lr or set optim.grad_clip, then --resume") from None
-        step += 1
-        t_window += time.perf_counter() - t0
-        n_window += 1
-        for k, v in metrics.items():  # NaN = not measured this step (a GAN's warm-up)
-            total, count = window.get(k, (0.0, 0))
-            window[k] = (total, count) if math.isnan(v) else (total + v, count + 1)
-        bar.update(1)
-        end = step == cfg.train.steps or (deadline is not None and out_of_time(deadline, env))
-        if step % cfg.train.log_every == 0 or end:
-            rate = n_window * cfg.data.batch_size * env.world / max(t_window, 1e-9)
-            rates.append(rate)
-            means = env.mean({k: total / count if count else math.nan for k, (total, count) in window.items()})
-            logs.train(step, task.lr(), means, rate)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:2]} | {"img/s": f"{rate:.1f}"}, refresh=False)
-            window, n_window, t_window = {}, 0, 0.0
-        if val is not None and (step % cfg.train.eval_every == 0 or end):
-            best = min(best, saver.evaluate(step, val, logs, best, bar))
-        if step % cfg.train.save_every == 0 or end:
-            saver.save_last(step, best)
-        if end:
-            break
+    try:
+        while step < cfg.train.steps:
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except ValueError as e:  # an unreadable photo without the cache (which skips them)
+                raise TrainingError(f"{e}; remove it, or train with data.cache=true, which skips unreadable files") from None
+            try:
+                metrics = task.train_step(batch)
+            except tasks.NonFiniteLoss as e:
+                bar.close()
+                raise TrainingError(f"{e} at step {step + 1}: stopped. {last_path} holds the last good state "
+                                    f"(step {saver.last_step}); lower optim.lr or set optim.grad_clip, then --resume") from None
+            step += 1
+            t_window += time.perf_counter() - t0
+            n_window += 1
+            for k, v in metrics.items():  # NaN = not measured this step (a GAN's warm-up)
+                total, count = window.get(k, (0.0, 0))
+                window[k] = (total, count) if math.isnan(v) else (total + v, count + 1)
+            bar.update(1)
+            end = step == cfg.train.steps or (deadline is not None and out_of_time(deadline, env))
+            if step % cfg.train.log_every == 0 or end:
+                rate = n_window * cfg.data.batch_size * env.world / max(t_window, 1e-9)
+                rates.append(rate)
+                means = env.mean({k: total / count if count else math.nan for k, (total, count) in window.items()})
+                logs.train(step, task.lr(), means, rate)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:2]} | {"img/s": f"{rate:.1f}"}, refresh=False)
+                window, n_window, t_window = {}, 0, 0.0
+            if val is not None and (step % cfg.train.eval_every == 0 or end):
+                best = min(best, saver.evaluate(step, val, logs, best, bar))
+            if step % cfg.train.save_every == 0 or end:
+                saver.save_last(step, best)
+            if end:
+                break
+    finally:
+        batches.close()
     bar.close()
     if val is None and env.main:  # nothing to choose by: the final weights are the best we have
         checkpoint.save(best_path, model, meta | {"step": step})
     summary = logs.summary(cfg, model, step, rates, env.world)
     env.barrier()
     return summary
-
-
-def train_loader(cfg: Config, train_set: data.PhotoCrops, env: Env, step: int) -> DataLoader:
-    """Batches of this process's training crops from ``step`` on (``data.sampler``)."""
-    d = cfg.data
-    common = dict(collate_fn=data.collate, num_workers=d.workers, persistent_workers=d.workers > 0,
-                  pin_memory=env.device.type == "cuda",
-                  generator=torch.Generator().manual_seed(cfg.train.seed))  # keeps the global RNG untouched
-    if d.sampler == "draws":
-        if tuple(d.scale) != (1.0, 1.0):
-            raise ConfigError(f"data.sampler=draws takes integer crops of each photo's square; data.scale must be [1, 1], got {list(d.scale)}")
-        try:
-            draws = data.DrawBatches(len(train_set), d.batch_size, d.resize or d.crop, d.crop, d.flip,
-                                     cfg.train.seed, env.rank, start=step)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        return DataLoader(train_set, batch_sampler=draws, **common)
-    if d.sampler != "epochs":
-        raise ConfigError(f"data.sampler: choose epochs or draws, got {d.sampler!r}")
-    stream = data.ShardedStream(len(train_set), env.rank, env.world, cfg.train.seed, start=step * d.batch_size)
-    return DataLoader(train_set, batch_size=d.batch_size, sampler=stream, **common)
-
-
-def prepare(batch: dict, cfg: Config, step: int) -> None:
-    """The network's input for this step: in channels-last layout when the recipe asks,
-    and ``L_work`` at the step's working size (``data.work_sizes``)."""
-    work = data.work_size(cfg.data.work_sizes, cfg.data.crop, cfg.train.seed, step)
-    if work != batch["L_n"].shape[-1]:
-        from .colorizer import Colorizer  # the inference path's own resize, so training sees what inference does
-
-        batch["L_work"] = Colorizer.resize(batch["L_n"], (work, work))
-    if cfg.train.channels_last:
-        for key in ("L_n", "L_work"):
-            if key in batch:
-                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
 
 
 def precise_bn(model: torch.nn.Module, batches: Iterable[dict], device: torch.device) -> None:

@@ -130,6 +130,25 @@ class Task:
             self.centers = self.centers.to(device)
         return self
 
+    def critics(self) -> list:
+        """The task's critics (``tasks.Critic``), whose networks train beside the model."""
+        return []
+
+    def set_precision(self, precision: str, device: torch.device) -> None:
+        """Run the training copies of the networks in ``precision`` (``tinct.precision``);
+        call after ``distribute``. Validation uses ``model`` itself, in float32."""
+        self.precision = precision
+        if precision == "bf16":
+            from ..precision import Autocast
+
+            self.net = Autocast(self.net, device)
+            for critic in self.critics():
+                critic.net = Autocast(critic.net, device)
+
+    def prepare(self, batch: dict) -> None:
+        """Work on a batch that needs no network (targets), done ahead of its step by the
+        trainer's prefetch thread; the default has none."""
+
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap the networks that train (e.g. in DistributedDataParallel)."""
         self.net = wrap(self.model)

@@ -75,7 +75,16 @@ class ClassificationTask(Task):
         self.class_weights = weights
         self.add_optimizer("model", param_groups(model, optim.encoder_lr_scale, optim.lr), optim.lr)
         self.terms = DecodedTerms(self, cfg, optim)
+        self._grids: dict[tuple[int, int], tuple[int, int]] = {}  # input size -> output grid (for ``prepare``)
         self.train_metrics = ("loss", "acc") + (("ce",) + self.terms.names if self.terms else ())
+
+    def critics(self) -> list:
+        return [self.terms.critic] if self.terms.critic is not None else []
+
+    def set_precision(self, precision: str, device: torch.device) -> None:
+        super().set_precision(precision, device)
+        if self.terms.teacher is not None and precision == "bf16":
+            self.terms.teacher.autocast_device = device
 
     def modules(self) -> dict[str, nn.Module]:
         critic = self.terms.critic
@@ -93,14 +102,28 @@ class ClassificationTask(Task):
         self.terms.to(device)
         return self
 
+    def targets(self, ab_n: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(true ab_n averaged down to the output ``grid``, its bin labels, its soft targets or None)."""
+        ab_n = fit(ab_n, grid)
+        ab = color.denormalize_ab(ab_n)
+        soft = color.soft_encode(ab, self.centers) if self.encoding == "soft" else None
+        return ab_n, hard_labels(ab, self.kind, self.centers), soft
+
+    def prepare(self, batch: dict) -> None:
+        """The targets, once the output grid of this input size is known (after its first step)."""
+        grid = self._grids.get(tuple(batch.get("L_work", batch["L_n"]).shape[-2:]))
+        if grid is not None:
+            batch["targets"] = (grid, *self.targets(batch["ab_n"], grid))
+
     def loss(self, net: nn.Module, batch: dict, terms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, {"acc", and with ``terms`` "ce" and each term}) for a batch."""
-        logits = net(batch.get("L_work", batch["L_n"]))  # (B, Q, h, w)
-        ab_n = fit(batch["ab_n"], logits)
-        ab = color.denormalize_ab(ab_n)
-        labels = hard_labels(ab, self.kind, self.centers)
+        x = batch.get("L_work", batch["L_n"])
+        logits = net(x)  # (B, Q, h, w)
+        grid = self._grids.setdefault(tuple(x.shape[-2:]), tuple(logits.shape[-2:]))
+        ready = batch.get("targets")
+        ab_n, labels, soft = ready[1:] if ready is not None and ready[0] == grid else self.targets(batch["ab_n"], grid)
         if self.encoding == "soft":
-            loss = losses.soft_cross_entropy(logits, color.soft_encode(ab, self.centers), self.class_weights)
+            loss = losses.soft_cross_entropy(logits, soft, self.class_weights)
         else:
             loss = losses.hard_cross_entropy(logits, labels, self.class_weights)
         parts = {"acc": (logits.argmax(1) == labels).float().mean()}  # per-pixel class accuracy

@@ -42,6 +42,9 @@ class GANTask(Task):
             self.perceptual.to(device)
         return self
 
+    def critics(self) -> list:
+        return [self.critic]
+
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         self.net, self.critic.net = wrap(self.model), wrap(self.disc)
 
