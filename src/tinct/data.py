@@ -166,10 +166,15 @@ class PhotoCrops(Dataset):
 
 
 def collate(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """uint8 crops -> {"rgb": (B, 3, H, W) in [0, 1], "L_n": (B, 1, H, W), "ab_n": (B, 2, H, W)}."""
+    """uint8 crops -> {"rgb": (B, 3, H, W) in [0, 1], "lab": (B, 3, H, W) in Lab units,
+    "L_n": (B, 1, H, W), "ab_n": (B, 2, H, W)}.
+
+    The networks see and the pixel losses compare the normalised forms; ``lab`` is kept
+    for what is measured in Lab units (the bin targets, a colorized crop's lightness), so
+    no value makes a normalise-and-back round trip, which is not exact in float32."""
     rgb = torch.stack(items).float() / 255
     lab = color.rgb_to_lab(rgb)
-    return {"rgb": rgb, "L_n": color.normalize_l(lab[:, :1]), "ab_n": color.normalize_ab(lab[:, 1:])}
+    return {"rgb": rgb, "lab": lab, "L_n": color.normalize_l(lab[:, :1]), "ab_n": color.normalize_ab(lab[:, 1:])}
 
 
 class ShardedStream(Sampler):

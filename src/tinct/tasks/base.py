@@ -56,7 +56,7 @@ def lr_factor(step: int, total: int, schedule: str, warmup: int) -> float:
     if schedule == "constant":
         return 1.0
     if schedule == "cosine_total":
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
+        return 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1 + math.cos(math.pi * t))
 

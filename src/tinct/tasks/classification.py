@@ -102,18 +102,18 @@ class ClassificationTask(Task):
         self.terms.to(device)
         return self
 
-    def targets(self, ab_n: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(true ab_n averaged down to the output ``grid``, its bin labels, its soft targets or None)."""
-        ab_n = fit(ab_n, grid)
-        ab = color.denormalize_ab(ab_n)
+    def targets(self, batch: dict, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(true ab_n averaged down to the output ``grid``, its bin labels, its soft targets or None),
+        averaged in Lab units when the batch has them."""
+        ab = fit(batch["lab"][:, 1:], grid) if "lab" in batch else color.denormalize_ab(fit(batch["ab_n"], grid))
         soft = color.soft_encode(ab, self.centers) if self.encoding == "soft" else None
-        return ab_n, hard_labels(ab, self.kind, self.centers), soft
+        return color.normalize_ab(ab), hard_labels(ab, self.kind, self.centers), soft
 
     def prepare(self, batch: dict) -> None:
         """The targets, once the output grid of this input size is known (after its first step)."""
         grid = self._grids.get(tuple(batch.get("L_work", batch["L_n"]).shape[-2:]))
         if grid is not None:
-            batch["targets"] = (grid, *self.targets(batch["ab_n"], grid))
+            batch["targets"] = (grid, *self.targets(batch, grid))
 
     def loss(self, net: nn.Module, batch: dict, terms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, {"acc", and with ``terms`` "ce" and each term}) for a batch."""
@@ -121,7 +121,7 @@ class ClassificationTask(Task):
         logits = net(x)  # (B, Q, h, w)
         grid = self._grids.setdefault(tuple(x.shape[-2:]), tuple(logits.shape[-2:]))
         ready = batch.get("targets")
-        ab_n, labels, soft = ready[1:] if ready is not None and ready[0] == grid else self.targets(batch["ab_n"], grid)
+        ab_n, labels, soft = ready[1:] if ready is not None and ready[0] == grid else self.targets(batch, grid)
         if self.encoding == "soft":
             loss = losses.soft_cross_entropy(logits, soft, self.class_weights)
         else:

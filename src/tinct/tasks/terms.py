@@ -72,9 +72,11 @@ class DecodedTerms:
             parts["l1"] = (color.normalize_ab(ab) - ab_true_n).abs().mean()
             loss = loss + t.l1 * parts["l1"]
         if self.teacher is not None:
-            L = color.denormalize_l(batch["L_n"])
-            ab_full = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-            judged = self.teacher(color.lab_to_rgb(torch.cat([L, ab_full], 1)), batch["rgb"])
+            # The crop's own Lab: its L under the decoded ab, and its colours as Lab -> sRGB
+            # gives them back (what the default model's original trainer compared).
+            lab = batch["lab"] if "lab" in batch else torch.cat([color.denormalize_l(batch["L_n"]), color.denormalize_ab(batch["ab_n"])], 1)
+            ab_full = F.interpolate(ab, size=lab.shape[-2:], mode="bilinear", align_corners=False)
+            judged = self.teacher(color.lab_to_rgb(torch.cat([lab[:, :1], ab_full], 1)), color.lab_to_rgb(lab))
             for name, weight in (("sem", t.semantic), ("feat", t.features)):
                 if weight > 0:
                     parts[name] = judged[name]
