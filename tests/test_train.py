@@ -163,6 +163,20 @@ def test_bad_recipe_values_are_reported(photos, tmp_path):
         _train(recipe, photos, tmp_path / "c", "task.kind=classification")
     with pytest.raises(TrainingError, match="no images"):
         run_recipe(recipe, FAST, str(tmp_path), None, tmp_path / "d")
+    # values that would only fail deep into a run are refused before anything runs
+    default = ROOT / "recipes" / "default" / "3-semantic.yaml"
+    for recipe_, override, message in ((recipe, "data.sampler=shuffle", "data.sampler: choose epochs or draws"),
+                                       (default, "data.scale=[1.0,1.2]", "data.scale must be"),
+                                       (recipe, "task.terms.semantic=1", "task.terms.semantic: only classification"),
+                                       (recipe, "data.work_sizes=[64]", "data.work_sizes: only classification"),
+                                       (default, "data.work_sizes=[64,100]", r"multiple of 32 .* got \[100\]"),
+                                       (default, "task.terms.temperature=0", "task.terms.temperature must be > 0"),
+                                       (recipe, "train.precision=fp16", "train.precision: choose"),
+                                       (default, "optim.name_d=rmsprop", "optim.name_d: unknown optimiser")):
+        extra = ["data.scale=[1.0,1.0]"] if recipe_ == default and "scale" not in override else []
+        overrides = [*extra, override] + (["task.terms.adversarial=1"] if "name_d" in override else [])
+        with pytest.raises(ConfigError, match=message):
+            _train(recipe_, photos, tmp_path / "v", *overrides)
 
 
 def test_time_limit_stops_cleanly(photos, tmp_path):

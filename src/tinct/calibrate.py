@@ -26,7 +26,7 @@ import numpy as np
 
 from . import checkpoint, metrics
 from .color import neutral_from_l
-from .colorizer import Colorizer
+from .colorizer import Colorizer, resolve_model_path
 from .evaluate import load_truth
 from .io import find_images
 
@@ -86,8 +86,9 @@ def choose(rows: list[dict], cf_truth: float, max_dcf: float) -> dict:
 
 
 def write(model_path: str | Path, out: str | Path, chosen: dict, info: dict) -> dict:
-    """Save the model of ``model_path`` at ``out`` with the chosen decoding as its defaults."""
-    model, meta = checkpoint.load_model(model_path)
+    """Save the model of ``model_path`` (a checkpoint, run folder or bundled name) at ``out``
+    with the chosen decoding as its defaults."""
+    model, meta = checkpoint.load_model(resolve_model_path(model_path))
     meta = dict(meta) | {k: chosen[k] for k in ("size", "temperature", "flip", "chroma_gain")}
     meta["scales"] = list(chosen["scales"])
     meta["calibration"] = info | {"chosen": {k: v for k, v in chosen.items() if k not in ("size", "scales")}}
@@ -98,6 +99,8 @@ def write(model_path: str | Path, out: str | Path, chosen: dict, info: dict) -> 
 def run(model: str, data: str, crop: int = 256, limit: int | None = None, sizes=None, temperatures=None, flips=None,
         scale_sets=None, gains=None, max_dcf: float = 5.0, top1: bool = False, out: str | None = None, echo=print) -> dict:
     """What ``tinct calibrate`` does; options left as None keep the model's own value. Returns the chosen row."""
+    if out and resolve_model_path(model).suffix == ".onnx":
+        raise checkpoint.CheckpointError(f"{model}: an ONNX file cannot be rewritten; calibrate its tinct checkpoint and export that")
     photos = find_images(data)
     if not photos:
         raise FileNotFoundError(f"{data}: no photos found")

@@ -299,12 +299,13 @@ def cmd_evaluate(args) -> int:
 def cmd_calibrate(args) -> int:
     from .calibrate import run
     from .checkpoint import CheckpointError
+    from .io import ImageError
 
     try:
         run(args.model, args.data, args.crop, args.limit, args.sizes, args.temperatures,
             None if args.flip is None else [bool(f) for f in args.flip], args.scales, args.gains, args.max_dcf,
             args.top1, args.out)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ImageError) as e:
         return _error(str(e))
     except CheckpointError as e:
         return _error(f"cannot load model: {e}")

@@ -88,7 +88,9 @@ def build_cache(files: list[Path], side: int, cache_dir: str | os.PathLike | Non
     any run over the same photos reuses it; it is written atomically. ``workers`` decoding
     processes (default: up to 4, one per core)."""
     cache_dir = Path(cache_dir or tinct_cache_dir() / "data")
-    key = hashlib.sha1(str(side).encode())
+    # The version names how the squares are made (io.square): a change there must not reuse
+    # squares made the old way.
+    key = hashlib.sha1(f"v2|{side}".encode())
     for f in files:
         st = f.stat()
         key.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -25,16 +25,12 @@ def train_loader(cfg: Config, train_set: data.PhotoCrops, env, step: int) -> Dat
                   pin_memory=env.device.type == "cuda",
                   generator=torch.Generator().manual_seed(cfg.train.seed))  # keeps the global RNG untouched
     if d.sampler == "draws":
-        if tuple(d.scale) != (1.0, 1.0):
-            raise ConfigError(f"data.sampler=draws takes integer crops of each photo's square; data.scale must be [1, 1], got {list(d.scale)}")
         try:
             draws = data.DrawBatches(len(train_set), d.batch_size, d.resize or d.crop, d.crop, d.flip,
                                      cfg.train.seed, env.rank, start=step)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         return DataLoader(train_set, batch_sampler=draws, **common)
-    if d.sampler != "epochs":
-        raise ConfigError(f"data.sampler: choose epochs or draws, got {d.sampler!r}")
     stream = data.ShardedStream(len(train_set), env.rank, env.world, cfg.train.seed, start=step * d.batch_size)
     return DataLoader(train_set, batch_size=d.batch_size, sampler=stream, **common)
 

@@ -106,7 +106,9 @@ def plot_curves(train: dict, val: dict, path: Path) -> None:
     fig = Figure(figsize=(5 * (2 + bool(extra)), 4), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2 + bool(extra))
-    train_loss = "g_rec" if gan else "loss"  # the GAN's validation loss is its reconstruction term
+    # The validation loss is the GAN's reconstruction term, and a classification task's
+    # cross-entropy without its decoded-colour terms: plot the same objective for training.
+    train_loss = "g_rec" if gan else ("ce" if "ce" in train else "loss")
     axes[0].plot(train["step"], train[train_loss], label=f"train ({train_loss})")
     axes[0].plot(val["step"], val["loss"], marker="o", ms=3, label="val")
     axes[0].set(title="loss", yscale="log" if _positive(train, train_loss) and _positive(val, "loss") else "linear")

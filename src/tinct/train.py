@@ -148,6 +148,8 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed + env.rank)
 
+    validate(cfg)
+
     # ---- data
     try:
         sets = data.build(cfg.data, env.rank, env.world, env.barrier)
@@ -159,8 +161,6 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         print(f"tinct: skipped {sets.unreadable} training files that are not readable images", file=sys.stderr)
 
     # ---- model and task
-    if cfg.data.work_sizes and cfg.task.kind != "classification":
-        raise ConfigError(f"data.work_sizes: only classification tasks take working sizes, not task.kind={cfg.task.kind}")
     blob = checkpoint.read(last_path) if resume else None
     try:
         model = create_model(cfg.model.name, pretrained=cfg.model.pretrained and blob is None, **cfg.model.kwargs)
@@ -174,16 +174,16 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     prior = blob["task"].get("prior") if blob else None
     task = tasks.build(cfg.task, cfg.optim, model, cfg.train.steps, cfg.model.temperature, sets.train,
                        None if prior is None else prior.numpy())
+    task.to(env.device)  # before loading optimiser state, which takes its parameters' device
+    if cfg.train.channels_last:
+        for m in task.modules().values():
+            m.to(memory_format=torch.channels_last)
     step, best = 0, math.inf
     if blob is not None:
         model.load_state_dict(blob["state_dict"])
         task.load_state_dict(blob["task"])
         step, best = int(blob["step"]), float(blob["best_val"])
         set_rng_state(blob["rng"], env, cfg.train.seed, step)
-    task.to(env.device)
-    if cfg.train.channels_last:
-        for m in task.modules().values():
-            m.to(memory_format=torch.channels_last)
     if env.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -271,6 +271,37 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     summary = logs.summary(cfg, model, step, rates, env.world)
     env.barrier()
     return summary
+
+
+def validate(cfg: Config) -> None:
+    """Recipe values that would only fail deep into a run (after caching photos and loading
+    networks), checked before anything runs.
+
+    Raises:
+        ConfigError: the key and what is wrong with it.
+    """
+    from .models import model_spec
+
+    d, t = cfg.data, cfg.task
+    if d.sampler not in ("epochs", "draws"):
+        raise ConfigError(f"data.sampler: choose epochs or draws, got {d.sampler!r}")
+    if d.sampler == "draws" and tuple(d.scale) != (1.0, 1.0):
+        raise ConfigError(f"data.sampler=draws takes integer crops of each photo's square; data.scale must be [1, 1], got {list(d.scale)}")
+    precision.resolve(cfg.train.precision, torch.device("cpu"))  # the name; the device decides later
+    terms = {k: v for k, v in vars(t.terms).items() if k in ("l1", "semantic", "features", "adversarial") and v}
+    if t.kind != "classification" and (terms or d.work_sizes):
+        what = "data.work_sizes" if d.work_sizes else "task.terms." + next(iter(terms))
+        raise ConfigError(f"{what}: only classification tasks take it, not task.kind={t.kind}")
+    if t.terms.temperature <= 0:
+        raise ConfigError(f"task.terms.temperature must be > 0, got {t.terms.temperature}")
+    if d.work_sizes:
+        try:
+            stride = model_spec(cfg.model.name, **cfg.model.kwargs).stride
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"model: {e.args[0] if e.args else e}") from None
+        bad = [w for w in d.work_sizes if isinstance(w, bool) or not isinstance(w, int) or w <= 0 or w % stride]
+        if bad:
+            raise ConfigError(f"data.work_sizes: each must be a positive multiple of {stride} ({cfg.model.name}'s stride), got {bad}")
 
 
 def precise_bn(model: torch.nn.Module, batches: Iterable[dict], device: torch.device) -> None:

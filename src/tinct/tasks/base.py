@@ -73,7 +73,8 @@ def make_optimizer(params, cfg: OptimConfig, lr: float, kind: str | None = None,
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=wd)
-    raise ConfigError(f"optim.name: unknown optimiser {name!r}; choose adam, adamw or sgd")
+    key = "optim.name_d" if kind else "optim.name"
+    raise ConfigError(f"{key}: unknown optimiser {name!r}; choose adam, adamw or sgd")
 
 
 def param_groups(model: nn.Module, encoder_lr_scale: float, lr: float) -> list[dict]:
@@ -143,7 +144,7 @@ class Task:
 
             self.net = Autocast(self.net, device)
             for critic in self.critics():
-                critic.net = Autocast(critic.net, device)
+                critic.net, critic.frozen_net = Autocast(critic.net, device), Autocast(critic.disc, device)
 
     def prepare(self, batch: dict) -> None:
         """Work on a batch that needs no network (targets), done ahead of its step by the

@@ -31,7 +31,8 @@ class Critic:
         self.disc = create_model(cfg.discriminator, **cfg.discriminator_kwargs)
         if spec_of(self.disc).output != "critic":
             raise ConfigError(f"task.discriminator: {cfg.discriminator!r} is not a discriminator")
-        self.net = self.disc  # DistributedDataParallel's wrapper under torchrun
+        self.net = self.disc  # DistributedDataParallel's wrapper under torchrun (and bf16's autocast)
+        self.frozen_net = self.disc  # what ``fool`` runs: unwrapped (no gradient sync), autocast in bf16
         self.gan_loss = losses.GANLoss(cfg.gan_mode)
         self.task = task
         task.add_optimizer("discriminator", [{"params": list(self.disc.parameters()), "lr": optim.lr_d}], optim.lr_d,
@@ -70,4 +71,4 @@ class Critic:
         ``fake`` real. The discriminator stays frozen (no gradients of its own are computed
         in the model's backward pass) until its next ``step``."""
         self.disc.requires_grad_(False)
-        return self.gan_loss(self.disc(fake), True)
+        return self.gan_loss(self.frozen_net(fake), True)

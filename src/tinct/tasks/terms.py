@@ -33,8 +33,6 @@ class DecodedTerms:
         from .critic import Critic
 
         t = self.cfg = cfg.terms
-        if t.temperature <= 0:
-            raise ValueError(f"task.terms.temperature must be > 0, got {t.temperature}")
         self.centers = task.centers
         # The critic is built before the teacher, as the script that trained the default did,
         # so the same seed gives the same random initialisation.
