@@ -602,3 +602,16 @@ def test_prefetching_changes_no_batch(photos, tmp_path, one_thread):
         _train(recipe, photos, tmp_path / f"{name}2", *fast, "data.prefetch=2")
         a, b = _rows(tmp_path / f"{name}0" / "train.csv"), _rows(tmp_path / f"{name}2" / "train.csv")
         assert [r["loss"] for r in a] == [r["loss"] for r in b] and len(a) == 4, name
+
+
+def test_intra_op_threads_share_the_cores(monkeypatch):
+    """train.threads=0: the cores this process may use, split among torchrun's local processes."""
+    from tinct.train import intra_op_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert intra_op_threads(0) == 8 and intra_op_threads(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert intra_op_threads(0) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert intra_op_threads(0) == 1

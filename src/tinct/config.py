@@ -131,7 +131,7 @@ class TrainConfig:
     precise_bn: int = 8
     samples: int = 6  # photos in each validation grid
     seed: int = 0
-    threads: int = 0  # torch intra-op threads per process; 0 = leave torch's default
+    threads: int = 0  # torch intra-op threads per process; 0 = this process's share of the cores (train.intra_op_threads)
     device: str = "auto"  # auto | cpu | cuda
     channels_last: bool = False  # networks and their 4-D inputs in channels-last memory layout
     precision: str = "fp32"  # fp32 | bf16 | auto (bf16 autocast where the device has native bf16; tinct.precision)

@@ -144,8 +144,7 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         for stale in out.glob(".*.tmp"):  # left by a process killed while saving
             stale.unlink(missing_ok=True)
         io.atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.dump(cfg)))
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
+    torch.set_num_threads(intra_op_threads(cfg.train.threads))
     seed_everything(cfg.train.seed + env.rank)
 
     validate(cfg)
@@ -271,6 +270,17 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     summary = logs.summary(cfg, model, step, rates, env.world)
     env.barrier()
     return summary
+
+
+def intra_op_threads(threads: int) -> int:
+    """``train.threads``, or with 0 this process's share of the cores it may run on: the
+    processes torchrun started on this machine (``LOCAL_WORLD_SIZE``) split them, so that
+    together they use each core once. (Loader worker processes run one thread each, torch's
+    own setting for them.)"""
+    if threads > 0:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def validate(cfg: Config) -> None:
