@@ -7,8 +7,11 @@ pass, so this wrapper records every 0-d tensor that requires grad passed to it, 
 ``OUT/steps.csv``, and stops the process after ``--steps`` of them (the learning-rate
 schedule still follows the trainer's own total step count).
 
-The script left the tree in the commit that added ``recipes/default/``; get it back with
-``git show <that commit>~1:scripts/train_default.py > /tmp/train_default.py``.
+The script is gone from the tree; get it back with
+``git show f1ba123:scripts/train_default.py > /tmp/train_default.py``. On today's package
+change its line ``from tinct.models.effunet import _TAPS, load_efficientnet_lite0`` to
+``from tinct.models.layers import LITE0_TAPS as _TAPS, load_efficientnet_lite0`` (the same
+blocks, moved; the reference run of docs/MODEL_CARD.md predates the move).
 
 Usage:
     python experiments/step_losses.py --steps 100 --csv runs/eq_tinct.csv -- tinct train recipes/default/3-semantic.yaml ...
