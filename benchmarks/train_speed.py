@@ -8,9 +8,9 @@ Three ways of taking a step of the default model (EfficientNet-Lite0 U-Net over 
 three alike; each round times ``--steps`` steps of each, and the medians over rounds are
 reported with their ratios:
 
-  trainer     the whole step of ``tinct train recipes/default/1-base.yaml`` as it runs now
-              (its loader and sampler, the prefetch thread, the recipe's precision and
-              memory layout, the rebalanced soft CE, AdamW with two parameter groups);
+  trainer     the whole step of ``tinct train recipes/default/1-base.yaml train.precision=auto``
+              (its loader and sampler, the prefetch thread, bfloat16 where the CPU has it,
+              channels-last layout, the rebalanced soft CE, AdamW with two parameter groups);
   trainer-fp32-inline
               the same step the way the trainer took it before issue 29: float32,
               contiguous layout, the batch made in the loop (no prefetch);
@@ -178,7 +178,7 @@ def main() -> None:
     if args.recipes:
         recipe_speeds(args.data, args.rounds, args.steps)
         return
-    new, new_batches, used = trainer(args.data, [])
+    new, new_batches, used = trainer(args.data, ["train.precision=auto"])
     old, old_batches, _ = trainer(args.data, ["train.precision=fp32", "train.channels_last=false", "data.prefetch=0"], 1)
     batch_size = 32
     bare, bare_model = bare_step(next(old_batches))

@@ -61,6 +61,11 @@ class Prefetch:
     def _fill(self) -> None:
         import queue
 
+        # One intra-op thread here (OpenMP's setting is per calling thread; the model's stay
+        # as they are): a second team of OpenMP threads competing with the model's made every
+        # step, and even a bare model step in the same process, 20-30% slower on 2 cores.
+        torch.set_num_threads(1)
+
         while not self.stop.is_set():
             try:
                 item = self._make()
