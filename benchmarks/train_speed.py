@@ -9,7 +9,7 @@ three alike; each round times ``--steps`` steps of each, and the medians over ro
 reported with their ratios:
 
   trainer     the whole step of ``tinct train recipes/default/1-base.yaml train.precision=auto``
-              (its loader and sampler, the prefetch thread, bfloat16 where the CPU has it,
+              (its loader and sampler, ``--prefetch`` batches made ahead, bfloat16 where the CPU has it,
               channels-last layout, the rebalanced soft CE, AdamW with two parameter groups);
   trainer-fp32-inline
               the same step the way the trainer took it before issue 29: float32,
@@ -172,17 +172,25 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="steps of each kind per round")
     ap.add_argument("--profile", type=int, default=8, metavar="N", help="profile N trainer steps (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prefetch", type=int, default=0, help="data.prefetch of the trainer measured (default 0)")
     ap.add_argument("--recipes", action="store_true", help="time every recipe with and without prefetching instead")
+    ap.add_argument("--max-gb", type=float, default=16, help="address-space limit of this process (GB)")
     args = ap.parse_args()
+    import resource
+
+    # A big recipe (ECCV16 at 256 px) needs several GB: past this limit it fails alone with
+    # MemoryError instead of waking the kernel's OOM killer on the whole machine.
+    limit = int(args.max_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     torch.set_num_threads(args.threads)
     if args.recipes:
         recipe_speeds(args.data, args.rounds, args.steps)
         return
-    new, new_batches, used = trainer(args.data, ["train.precision=auto"])
+    new, new_batches, used = trainer(args.data, ["train.precision=auto", f"data.prefetch={args.prefetch}"])
     old, old_batches, _ = trainer(args.data, ["train.precision=fp32", "train.channels_last=false", "data.prefetch=0"], 1)
     batch_size = 32
     bare, bare_model = bare_step(next(old_batches))
-    kinds = {f"trainer ({used}, prefetch, channels_last)": lambda: new.train_step(next(new_batches)),
+    kinds = {f"trainer ({used}, prefetch {args.prefetch}, channels_last)": lambda: new.train_step(next(new_batches)),
              "trainer-fp32-inline (before issue 29)": lambda: old.train_step(next(old_batches)),
              "bare-fp32 (forward + backward + AdamW, fixed batch)": bare}
     for fn in kinds.values():  # warm up: first steps allocate, and targets start being made ahead

@@ -47,8 +47,9 @@ class DataConfig:
     batch_size: int = 16  # per process
     workers: int = 0  # data-loader worker processes
     # Batches made ready ahead by a background thread (crops, Lab, the network's input and the
-    # task's targets) while the model trains on the current one; 0 = in the loop.
-    prefetch: int = 2
+    # task's targets) while the model trains on the current one; 0 = in the loop. On 2 cores the
+    # model already uses both, and the thread only took time from it (docs/PERFORMANCE.md).
+    prefetch: int = 0
     # How training crops are drawn: "epochs" (each epoch a permutation of the photos, random
     # scaled window + flip per photo) or "draws" (each step draws batch_size distinct photos
     # at random, an integer-placed crop of each photo's cached square + flip: no resampling;
