@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import color, losses
+from ..decode import decode_ab
 from ..config import OptimConfig, TaskConfig
 from .base import Task
 
@@ -33,7 +34,7 @@ class DecodedTerms:
         from .critic import Critic
 
         t = self.cfg = cfg.terms
-        self.centers = task.centers
+        self.task = task  # its spec and bin centres decode the logits
         # The critic is built before the teacher, as the script that trained the default did,
         # so the same seed gives the same random initialisation.
         self.critic = Critic(task, cfg, optim) if t.adversarial > 0 else None
@@ -46,7 +47,6 @@ class DecodedTerms:
         return bool(self.names)
 
     def to(self, device: torch.device) -> None:
-        self.centers = self.centers.to(device)
         if self.teacher is not None:
             self.teacher.to(device)
         if self.critic is not None:
@@ -64,7 +64,7 @@ class DecodedTerms:
             ab_true_n: the true ab_n averaged down to ``(h, w)``.
         """
         t = self.cfg
-        ab = color.annealed_mean(logits, self.centers, t.temperature)  # (B, 2, h, w), Lab units
+        ab = decode_ab(logits, self.task.spec, t.temperature, centers=self.task.centers)  # (B, 2, h, w), Lab units
         parts: dict[str, torch.Tensor] = {}
         if t.l1 > 0:
             parts["l1"] = (color.normalize_ab(ab) - ab_true_n).abs().mean()
