@@ -10,7 +10,7 @@ schedules; the trainer (``tinct.train``) only feeds it batches.
 - ``Critic`` (``critic.py``): the discriminator step the GAN and the adversarial term share.
 
 Every batch is a dict from ``tinct.data.collate``: ``L_n (B, 1, H, W)``, ``ab_n (B, 2,
-H, W)``, ``rgb (B, 3, H, W)`` (and ``L_work``, the network's input at a drawn working
+H, W)``, ``rgb (B, 3, H, W)``, ``lab (B, 3, H, W)`` in Lab units (and ``L_work``, the network's input at a drawn working
 size, when the recipe has ``data.work_sizes``). Predictions at a lower resolution
 (Zhang-style models predict at 1/4) are compared with the target averaged down to their
 size; the generator of a GAN and all validation metrics work at the input's full resolution.

@@ -121,8 +121,9 @@ class Task:
         self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, self._steps, o.schedule, o.warmup))
 
     def modules(self) -> dict[str, nn.Module]:
-        """The trained networks by name (the colorizer is ``"model"``)."""
-        return {"model": self.model}
+        """The trained networks by name: the colorizer is ``"model"``, a critic's network
+        ``"discriminator"`` (its optimiser's name too, so a task has at most one critic)."""
+        return {"model": self.model} | {"discriminator": c.disc for c in self.critics()}
 
     def to(self, device: torch.device) -> "Task":
         for m in self.modules().values():
@@ -132,7 +133,8 @@ class Task:
         return self
 
     def critics(self) -> list:
-        """The task's critics (``tasks.Critic``), whose networks train beside the model."""
+        """The task's critic (``tasks.Critic``), whose network trains beside the model: none,
+        or one. Its network is moved, wrapped, switched and checkpointed here with the model's."""
         return []
 
     def set_precision(self, precision: str, device: torch.device) -> None:
@@ -153,6 +155,8 @@ class Task:
     def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
         """Wrap the networks that train (e.g. in DistributedDataParallel)."""
         self.net = wrap(self.model)
+        for critic in self.critics():
+            critic.net = wrap(critic.disc)
 
     def set_train(self, mode: bool) -> None:
         for m in self.modules().values():
@@ -191,6 +195,7 @@ class Task:
     def state_dict(self) -> dict:
         state = {f"optimizer.{k}": o.state_dict() for k, o in self.optimizers.items()}
         state.update({f"scheduler.{k}": s.state_dict() for k, s in self.schedulers.items()})
+        state.update({"discriminator": c.disc.state_dict() for c in self.critics()})
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -198,5 +203,7 @@ class Task:
             o.load_state_dict(state[f"optimizer.{k}"])
         for k, s in self.schedulers.items():
             s.load_state_dict(state[f"scheduler.{k}"])
+        for c in self.critics():
+            c.disc.load_state_dict(state["discriminator"])
 
 

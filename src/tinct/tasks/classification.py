@@ -86,15 +86,6 @@ class ClassificationTask(Task):
         if self.terms.teacher is not None and precision == "bf16":
             self.terms.teacher.autocast_device = device
 
-    def modules(self) -> dict[str, nn.Module]:
-        critic = self.terms.critic
-        return super().modules() | ({"discriminator": critic.disc} if critic is not None else {})
-
-    def distribute(self, wrap) -> None:
-        super().distribute(wrap)
-        if self.terms.critic is not None:
-            self.terms.critic.net = wrap(self.terms.critic.disc)
-
     def to(self, device: torch.device) -> "ClassificationTask":
         super().to(device)
         if self.class_weights is not None:
@@ -103,9 +94,9 @@ class ClassificationTask(Task):
         return self
 
     def targets(self, batch: dict, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(true ab_n averaged down to the output ``grid``, its bin labels, its soft targets or None),
-        averaged in Lab units when the batch has them."""
-        ab = fit(batch["lab"][:, 1:], grid) if "lab" in batch else color.denormalize_ab(fit(batch["ab_n"], grid))
+        """(true ab_n averaged down to the output ``grid``, its bin labels, its soft targets or None);
+        averaged in Lab units, as the bins are."""
+        ab = fit(batch["lab"][:, 1:], grid)
         soft = color.soft_encode(ab, self.centers) if self.encoding == "soft" else None
         return color.normalize_ab(ab), hard_labels(ab, self.kind, self.centers), soft
 
@@ -145,12 +136,4 @@ class ClassificationTask(Task):
         return {"loss": loss.item(), "acc": parts["acc"].item(), "ab_mae": self._ab_mae(batch).item()}
 
     def state_dict(self) -> dict:
-        state = super().state_dict() | {"prior": None if self.prior is None else torch.from_numpy(self.prior)}
-        if self.terms.critic is not None:
-            state["discriminator"] = self.terms.critic.disc.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        if self.terms.critic is not None:
-            self.terms.critic.disc.load_state_dict(state["discriminator"])
+        return super().state_dict() | {"prior": None if self.prior is None else torch.from_numpy(self.prior)}

@@ -3,7 +3,6 @@ adversarial + lambda * pixel (+ perceptual) loss."""
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -33,9 +32,6 @@ class GANTask(Task):
         self.perceptual = losses.PerceptualLoss(cfg.perceptual_layers) if cfg.perceptual_weight > 0 else None
         self.add_optimizer("generator", param_groups(model, optim.encoder_lr_scale, optim.lr), optim.lr)
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model, "discriminator": self.disc}
-
     def to(self, device: torch.device) -> "GANTask":
         super().to(device)
         if self.perceptual is not None:
@@ -44,9 +40,6 @@ class GANTask(Task):
 
     def critics(self) -> list:
         return [self.critic]
-
-    def distribute(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
-        self.net, self.critic.net = wrap(self.model), wrap(self.disc)
 
     def generate(self, net: nn.Module, L_n: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """ab_n at L_n's size, and the size the generator predicted it at."""
@@ -95,13 +88,6 @@ class GANTask(Task):
     def eval_step(self, batch: dict) -> dict[str, float]:
         fake, _ = self.generate(self.model, batch["L_n"])
         return {"loss": self.rec_fn(fake, batch["ab_n"]).item(), "ab_mae": self._ab_mae(batch).item()}
-
-    def state_dict(self) -> dict:
-        return super().state_dict() | {"discriminator": self.disc.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.disc.load_state_dict(state["discriminator"])
 
     def lr(self) -> float:
         return self.optimizers["generator"].param_groups[-1]["lr"]

@@ -47,10 +47,8 @@ class DecodedTerms:
         return bool(self.names)
 
     def to(self, device: torch.device) -> None:
-        if self.teacher is not None:
+        if self.teacher is not None:  # the critic's network is the task's to move (Task.modules)
             self.teacher.to(device)
-        if self.critic is not None:
-            self.critic.disc.to(device)
 
     def __call__(self, loss: torch.Tensor, logits: torch.Tensor, batch: dict,
                  ab_true_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -60,7 +58,7 @@ class DecodedTerms:
         Args:
             loss: the cross-entropy.
             logits: the model's output ``(B, Q, h, w)``.
-            batch: the training batch (``L_n`` and ``rgb`` at the crop's full size).
+            batch: the training batch (``L_n`` and ``lab`` at the crop's full size).
             ab_true_n: the true ab_n averaged down to ``(h, w)``.
         """
         t = self.cfg
@@ -72,7 +70,7 @@ class DecodedTerms:
         if self.teacher is not None:
             # The crop's own Lab: its L under the decoded ab, and its colours as Lab -> sRGB
             # gives them back (what the default model's original trainer compared).
-            lab = batch["lab"] if "lab" in batch else torch.cat([color.denormalize_l(batch["L_n"]), color.denormalize_ab(batch["ab_n"])], 1)
+            lab = batch["lab"]
             ab_full = F.interpolate(ab, size=lab.shape[-2:], mode="bilinear", align_corners=False)
             judged = self.teacher(color.lab_to_rgb(torch.cat([lab[:, :1], ab_full], 1)), color.lab_to_rgb(lab))
             for name, weight in (("sem", t.semantic), ("feat", t.features)):
