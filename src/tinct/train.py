@@ -134,6 +134,7 @@ def run(cfg: Config, out: Path, resume: bool = False) -> dict:
 
 def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     # ---- options and run folder
+    validate(cfg)  # before anything is written
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.is_file() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
@@ -146,8 +147,6 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
         io.atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config.dump(cfg)))
     torch.set_num_threads(intra_op_threads(cfg.train.threads))
     seed_everything(cfg.train.seed + env.rank)
-
-    validate(cfg)
 
     # ---- data
     try:
