@@ -33,7 +33,7 @@ def test_sweep_measures_each_setting(tiny_checkpoint, val):
     col = Colorizer.load(tiny_checkpoint, backend="torch")
     truths = [np.asarray(make_photo(64, 64, seed=s), dtype=np.float32) / 255 for s in (1, 2)]
     grid = calibrate.settings([64], [0.38], [False], [(1.0,)], [1.0, 3.0])
-    rows = calibrate.sweep(col, truths, grid, echo=lambda s: None)
+    rows = calibrate.sweep(col, truths, grid)
     assert [r["chroma_gain"] for r in rows] == [1.0, 3.0]
     assert rows[1]["cf"] > rows[0]["cf"] > 0
 

@@ -27,7 +27,7 @@ import numpy as np
 from . import checkpoint, metrics
 from .color import neutral_from_l
 from .colorizer import Colorizer, resolve_model_path
-from .evaluate import load_truth
+from .evaluate import image_metrics, load_truth
 from .io import find_images
 
 
@@ -47,26 +47,29 @@ def settings(sizes, temperatures, flips, scale_sets, gains) -> list[Decoding]:
             for s, t, f, sc, g in itertools.product(sizes, temperatures, flips, scale_sets, gains)]
 
 
-def sweep(col: Colorizer, truths: list[np.ndarray], grid: list[Decoding], probe=None, echo=print) -> list[dict]:
-    """Metrics of every setting in ``grid`` on the ``truths`` (float RGB), one dict each."""
+# calibrate's row name -> the per-image metric of tinct evaluate it averages
+ROW_METRICS = {"psnr": "psnr", "ssim": "ssim", "auc": "auc_ab", "cf": "cf", "de00": "ciede2000"}
+
+
+def sweep(col: Colorizer, truths: list[np.ndarray], grid: list[Decoding], probe=None) -> list[dict]:
+    """Metrics of every setting in ``grid`` on the ``truths`` (float RGB), one dict each:
+    the means of ``tinct evaluate``'s per-image metrics (``evaluate.image_metrics``)."""
     Ls = [col.luminance(t) for t in truths]
+    cf_truths = [metrics.colourfulness(t) for t in truths]
     top1_truth = probe.top1(truths) if probe is not None else None
     rows = []
     for d in grid:
         col.flip, col.scales, col.chroma_gain = d.flip, d.scales, d.chroma_gain
         outs, values = [], []
-        for L, truth in zip(Ls, truths):
+        for L, truth, cf_truth in zip(Ls, truths, cf_truths):
             ab = col.predict_ab_batched([L], d.size, d.temperature, 1)[0]
             out = np.asarray(col.render(L, ab), dtype=np.float32) / 255.0
             outs.append(out)
-            values.append((metrics.psnr(out, truth), metrics.ssim(out, truth), metrics.auc_ab(out, truth),
-                           metrics.colourfulness(out), metrics.ciede2000(out, truth)))
-        v = np.array(values).mean(0)
-        row = asdict(d) | dict(zip(("psnr", "ssim", "auc", "cf", "de00"), v.tolist()))
+            values.append(image_metrics(out, truth, cf_truth))
+        row = asdict(d) | {name: float(np.mean([v[key] for v in values])) for name, key in ROW_METRICS.items()}
         if probe is not None:
             row["top1"] = float((probe.top1(outs) == top1_truth).mean())
         rows.append(row)
-        echo(format_row(row))
     return rows
 
 
@@ -116,7 +119,7 @@ def run(model: str, data: str, crop: int = 256, limit: int | None = None, sizes=
     echo(f"{len(photos)} photos of {data} at {crop}x{crop}; originals: CF {cf_truth:.2f}; grey: PSNR {g[0]:.3f}, AUC {g[1]:.4f}")
     echo("size  T     flip scales     gain  PSNR    SSIM    AUC     CF      |dCF|  dE00" + ("   top-1" if top1 else ""))
     probe = metrics.EfficientNetProbe() if top1 else None
-    rows = sweep(col, truths, grid, probe, echo=lambda s: None)
+    rows = sweep(col, truths, grid, probe)
     chosen = choose(rows, cf_truth, max_dcf)
     for r in rows:
         echo(format_row(r) + ("   <- chosen" if r is chosen else ""))
