@@ -166,7 +166,7 @@ class Saver:
         if self.env.main:
             checkpoint.save(self.out / "last.pt", self.task.model, self.meta | {"step": step}, step=step,
                             task=self.task.state_dict(), rng=self.rng_state(), best_val=best, config=config.to_dict(self.cfg),
-                            processes=self.env.world, precision=getattr(self.task, "precision", "fp32"))
+                            processes=self.env.world, precision=self.task.precision)
         self.last_step = step
 
     def evaluate(self, step: int, val, logs: Logs, best: float, bar=None) -> float:

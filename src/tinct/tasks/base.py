@@ -112,6 +112,7 @@ class Task:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         self._steps, self._optim = steps, optim
+        self.precision = "fp32"  # set_precision may change it
 
     def add_optimizer(self, name: str, groups: list[dict], lr: float, **overrides) -> None:
         """A named optimiser with the recipe's schedule (``overrides``: see ``make_optimizer``)."""
