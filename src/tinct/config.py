@@ -73,6 +73,8 @@ class TermsConfig:
     teacher_size: int = 160  # the classifier's input side
     adversarial: float = 0.0  # a critic's adversarial loss (task.discriminator, task.gan_mode)
     critic_size: int = 128  # the critic's input side
+    histogram: float = 0.0  # KL(true || predicted) of each photo's ab-bin histogram (its pixels' mean distributions)
+    variety: float = 0.0  # |variety(decoded) - variety(true)| per photo, variety = 1 - |mean ab| / mean |ab|
 
 
 @dataclass

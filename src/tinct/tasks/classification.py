@@ -120,7 +120,7 @@ class ClassificationTask(Task):
         parts = {"acc": (logits.argmax(1) == labels).float().mean()}  # per-pixel class accuracy
         if terms and self.terms:
             parts["ce"] = loss
-            loss, values = self.terms(loss, logits, batch, ab_n)
+            loss, values = self.terms(loss, logits, batch, ab_n, soft)
             parts |= values
         return loss, parts
 
