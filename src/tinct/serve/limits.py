@@ -10,11 +10,13 @@ encoding), so a request is refused (413) when its estimate is over ``--max-job-m
     ab widening       2 x output rows x width x 4      (ab widened to the full width once)
     one strip         strip pixels x 160               (Lab -> sRGB temporaries; a strip is
                                                          at least one full row: thin images hurt)
-    network           working pixels x 1800 per scale  (x2 with flip averaging)
+    network           working pixels x 480 of the largest scale (x2 with flip averaging:
+                      both run as one batch); scales run one after the other
 
 The per-pixel constants were measured (peak RSS in a child process, ONNX Runtime, the
-bundled EfficientNet-Lite0 U-Net over 313 bins): every case is estimated 5-30% above what it
-used (``benchmarks/serve_memory.py`` measures them again). A 40,000,000 x 1 strip is
+bundled EfficientNet-Lite0 U-Net over 313 bins, flip-averaged at scales 0.8 and 1.4):
+every case is estimated 15-40% above what it used (``benchmarks/serve_memory.py``
+measures them again). A 40,000,000 x 1 strip is
 estimated at 10 GB -- its one-row strips are the whole width -- and refused from its header.
 
 This mirrors the colorizer's algorithm from outside (tinct.colorizer is not the server's);
@@ -28,9 +30,9 @@ import weakref
 import torch
 from fastapi import HTTPException
 
-SIZE_RANGE = (32, 768)  # working size over REST; a square at 768 fits the default --max-job-mb
+SIZE_RANGE = (32, 768)  # working size over REST; a square photo at 768 fits the default --max-job-mb
 MB = 2**20
-NET_BYTES_PER_WORKING_PIXEL = 1800  # measured 1.53-1.76 KB (512x512 to 1024x1024 working shapes)
+NET_BYTES_PER_WORKING_PIXEL = 480  # measured 405-440 (704x704 to 1440x1440 working shapes, batch of 2)
 STRIP_BYTES_PER_PIXEL = 160  # measured ~120-150 on one-row strips of 1 and 4 million pixels
 STRIP_PIXELS = 1 << 20  # tinct.colorizer.STRIP_PIXELS: the colorizer works in strips of whole rows
 _DEEP = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -91,7 +93,7 @@ def _estimate(colorizer, w: int, h: int, mode: str, size: int | None) -> int:
     net, out_rows = 0, 0
     for s in colorizer.working_sizes(size):
         hh, ww = colorizer.working_shape(h, w, s)
-        net += hh * ww * NET_BYTES_PER_WORKING_PIXEL * (2 if colorizer.flip else 1)
+        net = max(net, hh * ww * NET_BYTES_PER_WORKING_PIXEL * (2 if colorizer.flip else 1))
         out_rows = max(out_rows, hh // output_stride(colorizer))
     wide = 2 * out_rows * w * 4
     return full + strip + net + wide
