@@ -25,7 +25,7 @@ from PIL import Image
 from tinct.cli import main
 from tinct.serve import ServeSettings, create_app, load_models
 from tinct.serve.jobs import Busy, JobPool
-from tinct.serve.study import VoteStore, wilson_interval
+from tinct.serve.study import VoteLimits, VoteStore, wilson_interval
 from conftest import make_photo
 
 with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 and warns about httpx; both work
@@ -45,7 +45,8 @@ def make_client(models, tmp_path):
 
     def make(**overrides):
         settings = ServeSettings(**{"models": ["tiny"], "db": tmp_path / "db" / "study.sqlite", **overrides})
-        client = TestClient(create_app(settings, models=models), raise_server_exceptions=False)
+        client = TestClient(create_app(settings, models=models), raise_server_exceptions=False,
+                            base_url="http://localhost")  # an allowed Host (TestClient's default, testserver, is not)
         clients.append(client.__enter__())
         return client
 
@@ -229,7 +230,7 @@ def _vote(client, session: str | None = None, choice: int = 0) -> dict:
 
 
 def test_study_votes_results_and_restart(make_client, study_dir, tmp_path):
-    client = make_client(study_data=study_dir)
+    client = make_client(study_data=study_dir, vote_interval=0)  # pacing: tests/test_serve_study.py
     first = _vote(client)
     session = first["session"]
     assert len(session) == 32
@@ -248,7 +249,7 @@ def test_study_votes_results_and_restart(make_client, study_dir, tmp_path):
     assert client.get("/api/study/image/..%2F..%2Fetc/0").status_code in (404, 422)
 
     cache = tmp_path / "db" / "study-cache"
-    assert len(list(cache.glob("*.png"))) == 4  # 2 readable photos x (original + colorized)
+    assert len(list(cache.glob("*-u.png"))) == 4  # 2 readable photos x (original + colorized)
     client.__exit__(None, None, None)  # stop the server ...
 
     restarted = make_client(study_data=study_dir)  # ... and start a new one on the same db
@@ -269,7 +270,7 @@ def test_study_without_photos_is_a_clear_404(make_client):
 
 
 def test_vote_store_counts(tmp_path):
-    store = VoteStore(tmp_path / "v.sqlite")
+    store = VoteStore(tmp_path / "v.sqlite", VoteLimits(interval=0))
     for i in range(4):
         trial = store.new_trial("s" * 32, "p", "p.jpg", "m", colorized_slot=i % 2)
         store.vote(trial, choice=0, response_ms=10)  # picks slot 0: colorized in trials 0 and 2

@@ -1,14 +1,15 @@
 """The REST API: ``POST /api/colorize``, ``GET /api/models``, ``GET /healthz``.
 
 Every failure a client can cause is a 4xx with ``{"detail": "..."}``: 413 body or image
-too large, 415 not an image, 422 damaged image or bad option, 503 busy (with
-``Retry-After``). Uploads are decoded, colorized and encoded on the worker pool.
+too large (pixels, or memory: :mod:`.limits`), 415 not an image, 422 damaged image or bad
+option, 503 busy or out of memory (with ``Retry-After``). The body has been read in full
+(:class:`.guard.BodyFirst`) before a request takes a worker place; uploads are decoded,
+colorized and encoded on the worker pool.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -19,53 +20,13 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
 from ..io import ImageError, Photo, load_image, open_header
+from .guard import UploadTooLarge
+from .limits import SIZE_RANGE, check_budget, is_out_of_memory, out_of_memory
 
 router = APIRouter()
 
-SIZE_RANGE = (32, 4096)  # working size, as `tinct colorize --size`
 SATURATION_RANGE = (0.0, 4.0)
 TEMPERATURE_RANGE = (0.01, 10.0)
-
-
-class UploadTooLarge(HTTPException):
-    """Raised while the body streams in, once it passes the limit (413)."""
-
-    def __init__(self, limit: int):
-        super().__init__(413, f"upload larger than the {limit / 2**20:.3g} MB limit")
-
-
-class BodyLimit:
-    """ASGI middleware: refuse request bodies above ``max_bytes + slack`` with 413.
-
-    A declared ``Content-Length`` over the limit is refused before anything is read; a
-    body without one (chunked) is counted as it arrives and cut off at the limit. The
-    slack leaves room for the multipart form around a file of ``max_bytes``.
-    """
-
-    def __init__(self, app, max_bytes: int, slack: int = 64 * 1024):
-        self.app, self.max_bytes, self.body_limit = app, max_bytes, max_bytes + slack
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.body_limit):
-            error = UploadTooLarge(self.max_bytes) if length.isdigit() else HTTPException(400, "bad Content-Length")
-            response = Response(json.dumps({"detail": error.detail}), error.status_code, media_type="application/json",
-                                headers={"Connection": "close"})
-            return await response(scope, receive, send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.body_limit:
-                    raise UploadTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited_receive, send)
 
 
 @dataclass
@@ -80,7 +41,7 @@ def parse_options(form, models: dict, default_model: str) -> Options:
     """Read and check the optional form fields; 422 naming the field when one is wrong."""
     model = str(form.get("model") or default_model)
     if model not in models:
-        raise HTTPException(422, f"model: unknown model {model!r}; available: {', '.join(models)}")
+        raise HTTPException(422, f"model: unknown model {model[:40]!r}; available: {', '.join(models)}")
     return Options(model=model,
                    size=_number(form, "size", int, SIZE_RANGE),
                    saturation=_number(form, "saturation", float, SATURATION_RANGE, default=1.0),
@@ -123,17 +84,39 @@ def _status_for_bad_image(data: bytes, max_pixels: int) -> int:
     return 413 if w * h > max_pixels else 422
 
 
-def render(colorizer, data: bytes, options: Options, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
-    """Worker job: decode, colorize, encode PNG. Returns (png bytes, (width, height))."""
-    photo = decode_upload(data, max_pixels)
+def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int) -> tuple[bytes, tuple[int, int]]:
+    """Worker job: check the memory budget from the header, decode, colorize, encode PNG.
+
+    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image,
+    503 when memory runs out anyway (PyTorch's and ONNX Runtime's errors for it included).
+    """
+    header = read_header(data, max_pixels)
+    if header is not None:
+        check_budget(colorizer, *header, options.size, max_job_bytes)
     try:
+        photo = decode_upload(data, max_pixels)
         out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature)
-    except MemoryError:
-        raise HTTPException(503, "out of memory for this image; try a smaller image or size",
-                            headers={"Retry-After": "10"}) from None
-    buf = io.BytesIO()
-    out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
+        buf = io.BytesIO()
+        out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
+    except Exception as e:
+        if is_out_of_memory(e):
+            raise out_of_memory() from None
+        raise
     return buf.getvalue(), out.size
+
+
+def read_header(data: bytes, max_pixels: int) -> tuple[int, int, str] | None:
+    """(width, height, mode) from the image's header, nothing decoded; None when the header
+    cannot be read (decoding then says why) and 413 when it declares too many pixels."""
+    try:
+        with open_header(io.BytesIO(data)) as im:
+            w, h, mode = *im.size, im.mode
+    except Exception:  # noqa: BLE001 - not an image, or a damaged header: decode_upload gives the error
+        return None
+    if w * h > max_pixels:
+        raise HTTPException(413, f"upload: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
+                                 "(a guard against decompression bombs; raise it with --max-megapixels)")
+    return w, h, mode
 
 
 def safe_stem(filename: str | None) -> str:
@@ -157,9 +140,10 @@ _COLORIZE_BODY = {
                             "description": "annealed-mean temperature for distribution models"},
         }}}},
 }
-_ERRORS = {413: {"description": "upload or image too large"}, 415: {"description": "not an image"},
-           422: {"description": "damaged image or bad option"},
-           503: {"description": "busy: every worker and queue place is taken (see Retry-After)"}}
+_ERRORS = {408: {"description": "the body did not arrive within the body timeout"},
+           413: {"description": "upload or image too large (bytes, pixels, or memory at this size)"},
+           415: {"description": "not an image"}, 422: {"description": "damaged image or bad option"},
+           503: {"description": "busy (every worker and queue place taken) or out of memory; see Retry-After"}}
 
 
 @router.post("/api/colorize", tags=["api"], response_class=Response,
@@ -168,19 +152,20 @@ _ERRORS = {413: {"description": "upload or image too large"}, 415: {"description
 async def colorize(request: Request) -> Response:
     """Colorize one photo (multipart form: ``image`` plus optional fields); returns a PNG of the same size."""
     state = request.app.state.tinct
-    with state.jobs.take() as ticket:  # before the body is read: a busy server answers 503 at once
-        async with request.form(max_files=1, max_fields=8) as form:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise HTTPException(422, "image: missing; send the photo as multipart form field 'image'")
-            options = parse_options(form, state.models, state.default_model)
-            data = await upload.read()
-            filename = upload.filename
-        if len(data) > state.settings.max_upload_bytes:
-            raise UploadTooLarge(state.settings.max_upload_bytes)
+    state.jobs.check()  # busy now: 503 before parsing (the body is already read: guard.BodyFirst)
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(422, "image: missing; send the photo as multipart form field 'image'")
+        options = parse_options(form, state.models, state.default_model)
+        data = await upload.read()
+        filename = upload.filename
+    if len(data) > state.settings.max_upload_bytes:
+        raise UploadTooLarge(state.settings.max_upload_bytes)
+    with state.jobs.take() as ticket:  # only now, with the whole upload in hand, a place in the pool
         started = time.perf_counter()
         png, (w, h) = await state.jobs.run(ticket, render, state.models[options.model].colorizer, data, options,
-                                           state.settings.max_pixels)
+                                           state.settings.max_pixels, state.settings.max_job_bytes)
     headers = {"Content-Disposition": f'inline; filename="{safe_stem(filename)}-colorized.png"',
                "X-Tinct-Model": options.model, "X-Tinct-Size": f"{w}x{h}",
                "X-Tinct-Seconds": f"{time.perf_counter() - started:.3f}", "Cache-Control": "no-store"}
@@ -199,4 +184,5 @@ def healthz(request: Request) -> dict:
     """Liveness plus load: jobs running or waiting out of the pool's capacity."""
     state = request.app.state.tinct
     return {"status": "ok", "models": list(state.models), "jobs": state.jobs.taken, "capacity": state.jobs.capacity,
-            "limits": {"max_upload_mb": state.settings.max_upload_mb, "max_megapixels": state.settings.max_megapixels}}
+            "limits": {"max_upload_mb": state.settings.max_upload_mb, "max_megapixels": state.settings.max_megapixels,
+                       "max_job_mb": state.settings.max_job_mb, "size": list(SIZE_RANGE)}}

@@ -17,15 +17,19 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from . import api, study_web
+from .guard import BodyFirst, Shield, allowed_hosts
 from .jobs import Busy, JobPool
+from .limits import MB
 from .settings import ModelEntry, ServeSettings, load_models
-from .study import StudySet, VoteStore
+from .study import StudySet, VoteLimits, VoteStore
 
 log = logging.getLogger("tinct.serve")
 STATIC = Path(str(resources.files("tinct.serve") / "static"))
@@ -56,7 +60,8 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
     models = models if models is not None else load_models(settings.models)
     state = ServerState(settings=settings, models=models,
                         jobs=JobPool(settings.workers, settings.queue),
-                        store=VoteStore(settings.db),
+                        store=VoteStore(settings.db, VoteLimits(settings.vote_interval, settings.votes_per_hour,
+                                                                settings.trial_ttl, settings.max_open_trials)),
                         study=StudySet(settings.study_data, settings.cache_dir, settings.study_size))
 
     @asynccontextmanager
@@ -69,8 +74,14 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
                   description="Automatic image colorization: grey photo in, colour PNG out. "
                               "Also the 'which one is real?' study.")
     app.state.tinct = state
-    app.add_middleware(api.BodyLimit, max_bytes=settings.max_upload_bytes)
+    # Added innermost first: a request meets Shield, then the Host check, then BodyFirst.
+    app.add_middleware(BodyFirst, max_bytes=settings.max_upload_bytes, timeout=settings.body_timeout,
+                       max_buffered=int(settings.max_buffered_mb * MB))
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings.host, settings.allowed_hosts),
+                       www_redirect=False)
+    app.add_middleware(Shield)
     app.add_exception_handler(Busy, _busy)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.include_router(api.router)
     app.include_router(study_web.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -82,7 +93,33 @@ async def _busy(request: Request, exc: Busy) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
 
+def _short(value, limit: int = 64):
+    """A client's value as a validation error may echo it: scalars kept, anything long cut."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, with each offending input cut to 64 characters (never echoed in full)."""
+    errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type"),
+               "input": _short(e.get("input"))} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def _add_pages(app: FastAPI) -> None:
+    @app.get("/api", tags=["api"])
+    def api_index() -> dict:
+        """What this API offers: its endpoints, the docs and the OpenAPI document."""
+        return {"name": "tinct", "version": __version__, "docs": "/docs", "openapi": "/openapi.json",
+                "endpoints": {"POST /api/colorize": "colorize one photo (multipart: image, model, size, saturation, "
+                                                    "temperature)",
+                              "GET /api/models": "the models and the default",
+                              "GET /healthz": "liveness and load",
+                              "GET /api/study/next": "a study trial", "POST /api/study/vote": "vote on a trial",
+                              "GET /api/study/results": "fooling rate per model"}}
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -119,12 +156,14 @@ def _swagger_dir() -> Path | None:
 
 
 def run(settings: ServeSettings, models: dict[str, ModelEntry] | None = None) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+    """Serve until interrupted (Ctrl-C), with the header timeout and connection cap of :mod:`.connections`."""
     import uvicorn
+
+    from .connections import uvicorn_options
 
     app = create_app(settings, models)
     names = ", ".join(app.state.tinct.models)
     study = len(app.state.tinct.study.photos)
     print(f"tinct serve: models {names}; study photos: {study}; votes in {settings.db}\n"
           f"tinct serve: open http://{settings.host}:{settings.port}/  (API docs at /docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(app, **uvicorn_options(settings))

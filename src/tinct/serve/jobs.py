@@ -1,8 +1,8 @@
 """CPU work off the event loop, with a bounded number of places.
 
-A request takes a :class:`Ticket` *before* it reads its upload; with every place taken it
-is answered 503 at once (:class:`Busy`), so an overloaded server neither queues without
-bound nor reads bodies it will not process. A ticket handed to the pool is given back
+A request takes a :class:`Ticket` once its upload is in hand (a slow client never holds a
+place); with every place taken it is answered 503 at once (:class:`Busy`), so an
+overloaded server never queues without bound. A ticket handed to the pool is given back
 when the work really ends (done, failed or cancelled before it started), not when the
 request goes away, so the pool's queue never holds more than ``workers + queue`` jobs.
 """
@@ -64,6 +64,11 @@ class JobPool:
     @property
     def taken(self) -> int:
         return self._taken
+
+    def check(self) -> None:
+        """:class:`Busy` when every place is taken right now (takes nothing)."""
+        if self._taken >= self.capacity:
+            raise Busy(self.retry_after)
 
     def take(self) -> Ticket:
         """A place, or :class:`Busy` when there is none (never waits)."""

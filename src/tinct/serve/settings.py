@@ -26,6 +26,21 @@ class ServeSettings:
         workers: threads that run colorizations (each uses torch's own thread pool).
         queue: requests allowed to wait for a worker; beyond ``workers + queue``, 503.
         study_size: long side, in pixels, of the images the study shows.
+        max_job_mb: memory one colorization may need, estimated from the image's header and
+            the working size before anything is decoded (413 above it; :mod:`.limits`).
+        header_timeout: seconds for a request's line and headers to arrive (then closed).
+        body_timeout: seconds for a request's body to arrive, after its headers (then 408).
+        keep_alive_timeout: seconds an idle kept-alive connection stays open.
+        max_connections: connections served at once (uvicorn's ``limit_concurrency``:
+            503 beyond).
+        max_buffered_mb: request bodies held in memory at once, all requests together (503
+            beyond); a body is read in full before its request takes a worker place.
+        allowed_hosts: Host header names accepted besides localhost and ``host`` (and this
+            machine's names when ``host`` is 0.0.0.0); ``["*"]`` accepts any. Others get 400.
+        vote_interval: seconds a study session must wait between two votes (429 sooner).
+        votes_per_hour: votes one study session may cast in any hour (429 beyond).
+        trial_ttl: seconds an unvoted study trial stays valid; older ones are deleted.
+        max_open_trials: unvoted trials kept at most, all sessions together (oldest go first).
     """
 
     models: list[str] = field(default_factory=lambda: ["default"])
@@ -38,6 +53,17 @@ class ServeSettings:
     workers: int = 1
     queue: int = 4
     study_size: int = 512
+    max_job_mb: float = 1500.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: int = 5
+    max_connections: int = 100
+    max_buffered_mb: float = 200.0
+    allowed_hosts: list[str] = field(default_factory=list)
+    vote_interval: float = 1.0
+    votes_per_hour: int = 300
+    trial_ttl: float = 3600.0
+    max_open_trials: int = 10_000
 
     def __post_init__(self):
         self.db = Path(self.db)
@@ -52,12 +78,24 @@ class ServeSettings:
             raise ValueError(f"--workers must be >= 1 and --queue >= 0, got {self.workers} and {self.queue}")
         if not 64 <= self.study_size <= 4096:
             raise ValueError(f"study image size must be between 64 and 4096, got {self.study_size}")
+        for name in ("max_job_mb", "header_timeout", "body_timeout", "max_buffered_mb", "trial_ttl"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_connections < self.workers + self.queue + 1 or self.keep_alive_timeout < 1:
+            raise ValueError(f"max_connections must exceed workers + queue and keep_alive_timeout be >= 1, "
+                             f"got {self.max_connections} and {self.keep_alive_timeout}")
+        if self.vote_interval < 0 or self.votes_per_hour < 1 or self.max_open_trials < 1:
+            raise ValueError("vote_interval must be >= 0, votes_per_hour and max_open_trials >= 1")
         if self.study_data is not None and not self.study_data.is_dir():
             raise ValueError(f"--study-data {self.study_data}: no such folder")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_job_bytes(self) -> int:
+        return int(self.max_job_mb * 1024 * 1024)
 
     @property
     def max_pixels(self) -> int:

@@ -7,6 +7,11 @@ per model, the fooling rate is the share of such votes, 50% being indistinguisha
 the original. Trials and votes live in SQLite (WAL mode); images are served by trial id
 and slot, so neither a URL nor a file name tells which side is which, and no path a
 client sends ever reaches the disk.
+
+The study must not be gameable: the two images of a pair are uncompressed PNGs of the same
+size and mode (so byte for byte the same length), served by one route that reads both
+and sends one, with the same headers; a session has at most one open trial (asking again
+gives it back) and unvoted trials expire; a session's votes are rate-limited.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .. import color
-from ..io import ImageError, find_images, load_image, save_image, to_pil
+from ..io import ImageError, atomic_write, find_images, load_image, to_pil
 from .settings import ModelEntry
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
@@ -41,7 +46,28 @@ CREATE TABLE IF NOT EXISTS votes (
     shown_order TEXT NOT NULL, choice INTEGER NOT NULL, chose_colorized INTEGER NOT NULL,
     response_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS trials_session ON trials(session);
+CREATE INDEX IF NOT EXISTS trials_created ON trials(created);
+CREATE INDEX IF NOT EXISTS votes_session ON votes(session, created);
 """
+_UNVOTED = "NOT EXISTS (SELECT 1 FROM votes v WHERE v.trial = trials.id)"
+
+
+class TooFast(Exception):
+    """A session voting faster than the study allows; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+@dataclass
+class VoteLimits:
+    """How fast one session may vote, and how long unvoted trials live (see docs/SERVE.md)."""
+
+    interval: float = 1.0  # seconds between two votes of a session
+    per_hour: int = 300  # votes of a session in any 3600 s
+    trial_ttl: float = 3600.0  # seconds an unvoted trial stays valid
+    max_open_trials: int = 10_000  # unvoted trials kept, all sessions together"""
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -78,8 +104,9 @@ class ModelResult:
 class VoteStore:
     """Trials and votes in one SQLite file; safe to call from several threads."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, limits: VoteLimits | None = None):
         self.path = Path(path)
+        self.limits = limits or VoteLimits()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
@@ -100,33 +127,65 @@ class VoteStore:
         return self._run("PRAGMA journal_mode")[0][0]
 
     def new_trial(self, session: str, photo: str, photo_name: str, model: str, colorized_slot: int) -> str:
-        trial = secrets.token_hex(16)
-        self._run("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?)",
-                  (trial, time.time(), session, photo, photo_name, model, int(colorized_slot)))
+        """Store a trial; first delete expired unvoted trials and, past ``max_open_trials``, the oldest unvoted."""
+        trial, now = secrets.token_hex(16), time.time()
+        with self._lock:
+            self._db.execute(f"DELETE FROM trials WHERE created < ? AND {_UNVOTED}", (now - self.limits.trial_ttl,))
+            self._db.execute(f"DELETE FROM trials WHERE id IN (SELECT id FROM trials WHERE {_UNVOTED} "
+                             "ORDER BY created DESC LIMIT -1 OFFSET ?)", (self.limits.max_open_trials - 1,))
+            self._db.execute("INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (trial, now, session, photo, photo_name, model, int(colorized_slot)))
         return trial
 
-    def trial(self, trial: str) -> sqlite3.Row | None:
-        rows = self._run("SELECT * FROM trials WHERE id = ?", (trial,))
+    def open_trial(self, session: str) -> sqlite3.Row | None:
+        """The session's newest unvoted, unexpired trial, if any (asking again gives it back)."""
+        rows = self._run(f"SELECT * FROM trials WHERE session = ? AND created >= ? AND {_UNVOTED} "
+                         "ORDER BY created DESC LIMIT 1", (session, time.time() - self.limits.trial_ttl))
         return rows[0] if rows else None
+
+    def drop_trial(self, trial: str) -> None:
+        self._run(f"DELETE FROM trials WHERE id = ? AND {_UNVOTED}", (trial,))
+
+    def open_trials(self) -> int:
+        return self._run(f"SELECT COUNT(*) FROM trials WHERE {_UNVOTED}")[0][0]
+
+    def trial(self, trial: str) -> sqlite3.Row | None:
+        """A trial by id; None if unknown, or unvoted and expired."""
+        rows = self._run("SELECT * FROM trials WHERE id = ?", (trial,))
+        if not rows:
+            return None
+        voted = self._run("SELECT 1 FROM votes WHERE trial = ?", (trial,))
+        return rows[0] if voted or rows[0]["created"] >= time.time() - self.limits.trial_ttl else None
 
     def vote(self, trial: str, choice: int, response_ms: int) -> bool:
         """Record the vote for ``trial``; True if it fooled the participant.
 
         Raises:
-            KeyError: unknown trial.
+            KeyError: unknown or expired trial.
             ValueError: the trial already has a vote.
+            TooFast: the trial's session voted less than ``interval`` s ago, or ``per_hour``
+                times in the last hour.
         """
         t = self.trial(trial)
         if t is None:
             raise KeyError(trial)
         fooled = int(choice == t["colorized_slot"])
         order = "colorized,original" if t["colorized_slot"] == 0 else "original,colorized"
-        try:
-            self._run("INSERT INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (trial, time.time(), t["session"], t["photo"], t["photo_name"], t["model"], order,
-                       int(choice), fooled, int(response_ms)))
-        except sqlite3.IntegrityError:
-            raise ValueError(f"trial {trial} already has a vote") from None
+        with self._lock:  # the check and the insert together: concurrent votes cannot both pass
+            now = time.time()
+            if self._db.execute("SELECT 1 FROM votes WHERE trial = ?", (trial,)).fetchone():
+                raise ValueError(f"trial {trial} already has a vote")
+            last, count, oldest = self._db.execute(
+                "SELECT MAX(created), COUNT(*), MIN(created) FROM votes WHERE session = ? AND created > ?",
+                (t["session"], now - 3600)).fetchone()
+            if last is not None and now - last < self.limits.interval:
+                raise TooFast(f"too fast: one vote per {self.limits.interval:g} s", self.limits.interval - (now - last))
+            if count >= self.limits.per_hour:
+                raise TooFast(f"vote limit reached: {self.limits.per_hour} votes an hour per session",
+                              oldest + 3600 - now)
+            self._db.execute("INSERT INTO votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (trial, now, t["session"], t["photo"], t["photo_name"], t["model"], order,
+                              int(choice), fooled, int(response_ms)))
         return bool(fooled)
 
     def session_votes(self, session: str) -> int:
@@ -155,9 +214,11 @@ class StudySet:
     """The study's photos and their cached (original, colorized) pairs.
 
     Both images of a pair are made the same way: the original is resized so its long side
-    is ``size`` and saved as PNG; its grey version (L only) is colorized at that size and
-    saved as PNG. Cache names are ``<photo hash>-<model fingerprint>``, so renamed photos
-    keep their cache and retrained models get fresh colorizations.
+    is ``size``; its grey version (L only) is colorized at that size; both are saved as
+    uncompressed 8-bit RGB PNGs, so the two files have exactly the same length (a
+    compressed size would tell the smooth colorization from the original). Cache names are
+    ``<photo hash>-<model fingerprint>``, so renamed photos keep their cache and retrained
+    models get fresh colorizations.
     """
 
     def __init__(self, folder: Path | None, cache_dir: Path, size: int = 512):
@@ -181,9 +242,17 @@ class StudySet:
         return rng.choice(fresh or pairs)
 
     def paths(self, photo: str, model: ModelEntry) -> tuple[Path, Path]:
-        """(original, colorized) cache files of a pair; both PNG."""
-        return (self.cache_dir / f"{photo}-original-{self.size}.png",
-                self.cache_dir / f"{photo}-{model.fingerprint}-{self.size}.png")
+        """(original, colorized) cache files of a pair; both uncompressed PNG (``-u``)."""
+        return (self.cache_dir / f"{photo}-original-{self.size}-u.png",
+                self.cache_dir / f"{photo}-{model.fingerprint}-{self.size}-u.png")
+
+    def pair_bytes(self, photo: str, model: ModelEntry) -> tuple[bytes, bytes] | None:
+        """(original, colorized) file contents, both read on every call (the same work
+        whichever one is sent); None when either is no longer cached."""
+        try:
+            return tuple(p.read_bytes() for p in self.paths(photo, model))  # type: ignore[return-value]
+        except OSError:
+            return None
 
     def is_cached(self, photo: str, model: ModelEntry) -> bool:
         return all(p.is_file() for p in self.paths(photo, model))
@@ -207,8 +276,16 @@ class StudySet:
         original = to_pil(source.rgb)
         original.thumbnail((self.size, self.size), Image.LANCZOS)  # downscale only, aspect kept
         grey = to_pil(color.grey(np.asarray(original.convert("RGB"), dtype=np.float32) / 255.0))
-        colorized = model.colorizer.colorize(grey)
+        colorized = model.colorizer.colorize(grey).convert("RGB")
         if not original_path.is_file():
-            save_image(original, original_path)
-        save_image(colorized, colorized_path)
+            _save_uncompressed(original.convert("RGB"), original_path)
+        _save_uncompressed(colorized, colorized_path)
+        if original_path.stat().st_size != colorized_path.stat().st_size:  # same size and mode: cannot happen
+            colorized_path.unlink()
+            raise ImageError(f"{self.photos[photo].name}: the pair's files differ in length")
         return original_path, colorized_path
+
+
+def _save_uncompressed(im: Image.Image, path: Path) -> None:
+    """PNG with zlib level 0 (stored): the length depends only on the size and mode."""
+    atomic_write(path, lambda tmp: im.save(tmp, format="PNG", compress_level=0))

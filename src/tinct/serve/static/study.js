@@ -58,14 +58,22 @@ async function next(attempt = 0) {
   enable(true);
 }
 
-async function vote(choice) {
-  if (!trial.id || $("choice0").disabled) return;
-  enable(false);
-  const body = { trial: trial.id, choice, response_ms: Math.round(performance.now() - trial.shownAt) };
+async function vote(choice, body = null) {
+  if (!body) {
+    if (!trial.id || $("choice0").disabled) return;
+    enable(false);
+    body = { trial: trial.id, choice, response_ms: Math.round(performance.now() - trial.shownAt) };
+  }
   try {
     const response = await fetch("/api/study/vote", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
+    if (response.status === 429) {  // the study's pace limit: send the same vote again when allowed
+      const wait = Number(response.headers.get("Retry-After") || 1);
+      setStatus(`Saving your vote in ${wait} s…`, "busy");
+      setTimeout(() => vote(choice, body), wait * 1000);
+      return;
+    }
     const data = await response.json();
     if (!response.ok) throw new Error(data.detail);
     $("votes").textContent = data.votes;
