@@ -50,7 +50,8 @@ def test_cli_size_over_budget_is_one_line_exit_1(tmp_path, capsys):
     make_photo(1024, 768).convert("L").save(src)
     assert main(["colorize", str(src), "-o", str(tmp_path / "out"), "--size", "2048", "--backend", "torch"]) == 1
     err = capsys.readouterr().err
-    assert "memory budget" in err and "Traceback" not in err and not (tmp_path / "out" / "p.png").exists()
+    assert f"failed {src}: 1024x768 at working size 2048 needs about" in err and "memory budget" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "p.png").exists()
 
 
 def test_tiles_bound_thin_strips():

@@ -22,6 +22,7 @@ GB = 1_000_000_000
 DEFAULT_BUDGET = int(2.4 * GB)  # bytes for one colorization, the process's fixed cost included
 BASE_BYTES = {"onnx": 450_000_000, "torch": 400_000_000}  # the model and the runtimes, loaded
 NET_BYTES_PER_PIXEL = {"onnx": 760, "torch": 560}  # per pixel of the largest working shape, flip included
+RESIZE_BYTES_PER_SIDE_PIXEL = 32  # a 40,000,000 x 1 strip: 1.3 GB over 9 bytes a pixel
 NET_BATCH_BYTES = 1 * GB  # what a forward pass may take when photos are batched together
 
 
@@ -42,7 +43,7 @@ def _pixel_bytes(mode: str) -> tuple[int, int, int]:
     return 4, 3, 1 if mode in ("RGBA", "RGBa") else 0  # RGB, RGBA, CMYK, YCbCr, ...
 
 
-def estimate(full_pixels: int, mode: str, work_pixels: int, backend: str = "onnx") -> int:
+def estimate(full_pixels: int, mode: str, work_pixels: int, backend: str = "onnx", long_side: int = 0) -> int:
     """Peak bytes of colorizing one image.
 
     Args:
@@ -50,12 +51,15 @@ def estimate(full_pixels: int, mode: str, work_pixels: int, backend: str = "onnx
         mode: its PIL mode.
         work_pixels: pixels of the largest working shape the network sees.
         backend: "onnx" or "torch".
+        long_side: the image's longer side: the antialiased resize to the working shape
+            keeps filter weights per source pixel of each side (what a thin strip pays).
     """
     pil, array, alpha = _pixel_bytes(mode)
     decoding = 2 * pil + array  # the decoded image, its EXIF-transposed copy, tinct's array
-    colorizing = array + 4 + 4 + 2 * alpha  # the array, L, the output image (and alpha, twice)
+    colorizing = array + 10 + 2 * alpha  # the array, L (4), the output image (4), tiles and slack; alpha twice
     net = NET_BYTES_PER_PIXEL.get(backend, max(NET_BYTES_PER_PIXEL.values())) * work_pixels
-    return BASE_BYTES.get(backend, max(BASE_BYTES.values())) + max(decoding, colorizing) * full_pixels + net
+    resize = RESIZE_BYTES_PER_SIDE_PIXEL * long_side
+    return BASE_BYTES.get(backend, max(BASE_BYTES.values())) + max(decoding, colorizing) * full_pixels + net + resize
 
 
 def check(needed: int, limit: int, shape: tuple[int, int], size: int) -> None:

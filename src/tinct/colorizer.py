@@ -179,7 +179,10 @@ class Colorizer:
         """A :class:`tinct.io.Photo` of ``image`` (as :meth:`colorize` takes it), refused from its
         header when over ``max_pixels`` or the memory budget, and with finite pixels."""
         if isinstance(image, Photo):
-            self.check_budget(image.pixels.shape[:2], size, "F" if image.pixels.dtype != np.uint8 else "L")
+            try:
+                self.check_budget(image.pixels.shape[:2], size, "F" if image.pixels.dtype != np.uint8 else "L")
+            except ImageError as e:
+                raise type(e)(f"{image.name}: {e}") from None
             if image.pixels.dtype != np.uint8 and not np.isfinite(image.pixels).all():
                 raise ImageError(f"{image.name}: pixels are NaN or infinite")
             return image
@@ -190,7 +193,7 @@ class Colorizer:
         (:func:`tinct.budget.estimate`; ``mode``: the image's PIL mode, from its header)."""
         h, w = int(shape[0]), int(shape[1])
         work = max(a * b for a, b in (self.working_shape(h, w, s) for s in self.working_sizes(size)))
-        return budget.estimate(h * w, mode, work, self.net.name)
+        return budget.estimate(h * w, mode, work, self.net.name, long_side=max(h, w))
 
     def check_budget(self, shape: tuple[int, int], size: int | None = None, mode: str = "RGB",
                      limit: int | None = None) -> None:

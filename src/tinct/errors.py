@@ -66,7 +66,7 @@ def describe(e: BaseException, name: str | os.PathLike | None = None, doing: str
     """
     prefix = f"{name}: " if name is not None else ""
     if isinstance(e, TinctError):
-        return one_line(first_line(e)), e.exit_code
+        return one_line(str(e).strip() or type(e).__name__), e.exit_code  # names may hold newlines: escaped
     if is_out_of_memory(e):
         return one_line(f"{prefix}out of memory while {doing} (try a smaller --size or --max-megapixels)"), EXIT_FAILED
     if isinstance(e, OSError):

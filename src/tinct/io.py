@@ -292,7 +292,10 @@ def _check_pixels(im: Image.Image, name: str, max_pixels: int, check: HeaderChec
             "(a guard against decompression bombs; raise it with --max-megapixels)"
         )
     if check is not None:
-        check(w, h, im.mode)
+        try:
+            check(w, h, im.mode)
+        except ImageError as e:  # the check knows the size, not the name
+            raise type(e)(f"{name}: {e}") from None
 
 
 def _from_pil(im: Image.Image, name: str) -> Photo:
