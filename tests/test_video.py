@@ -197,3 +197,25 @@ def test_flicker_metric_is_motion_compensated():
     assert got["grey"] < 0.1
     assert got["jitter"] > 5 * got["original"]
     assert got["still"] > 1.5 * got["original"]
+
+
+def test_metadata_not_utf8_and_stream_without_codec(tmp_path, tiny_checkpoint, capsys):
+    good = tmp_path / "m.mkv"
+    with av.open(str(good), "w") as out:
+        out.metadata["title"] = "QQQQQQQQ"
+        v = out.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i, rgb in enumerate(shapes_frames(4)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode())
+    data = good.read_bytes()
+    latin = tmp_path / "latin.mkv"
+    latin.write_bytes(data.replace(b"QQQQQQQQ", b"\xff\xfe\xe9QQQQQ"))  # not UTF-8
+    assert main(["video", str(latin), "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_checkpoint), "-q"]) == 0
+    nocodec = tmp_path / "nocodec.mkv"
+    nocodec.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_QQQQQ/ISO/AVC"))
+    assert main(["video", str(nocodec), "-o", str(tmp_path / "o2.mp4"), "--model", str(tiny_checkpoint), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nocodec.mkv: its video stream has no frames FFmpeg can decode" in err

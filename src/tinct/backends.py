@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, first_line
+from .checkpoint import CheckpointError
+from .errors import EXIT_USAGE, TinctError, first_line
 from .io import atomic_write
 from .models import spec_of
 from .paths import cache_dir
@@ -35,8 +36,10 @@ OPSET = 18
 META_KEY = "tinct"  # ONNX metadata_props key holding the colorizer's meta as JSON
 
 
-class BackendError(Exception):
+class BackendError(TinctError):
     """The requested backend cannot run here (package missing, export failed)."""
+
+    exit_code = EXIT_USAGE
 
 
 def onnx_available() -> bool:

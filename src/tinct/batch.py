@@ -10,7 +10,8 @@ than at decode + network + encode. Photos whose working shapes match share a for
 pass. Lookahead is bounded (``workers + batch_size`` photos decoding or decoded, only
 ``workers`` once photos are large; two outputs waiting to be encoded), so a folder of huge
 scans cannot fill the memory. One bad file fails alone: its error is recorded and the rest
-go on.
+go on: every failure (a damaged file, running out of memory, a full disk) becomes its one line
+through :func:`tinct.errors.describe`, and a batch that fails is retried photo by photo.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .io import OUTPUT_FORMATS, ImageError, Photo, find_images, load_image, save_image
+from PIL import Image
+
+from .errors import describe
+from .io import INPUT_EXTS, OUTPUT_FORMATS, Photo, find_images, load_image, save_image
 
 BATCH_PIXELS = 8_000_000  # photos colorized together; a bigger photo goes alone
 
@@ -49,7 +53,9 @@ class Plan:
         jobs: (input, output) pairs to colorize.
         missing: ``"SPEC: reason"`` for each input spec that found nothing.
         refused: ``"SRC: reason"`` for each input whose output must not be written.
-        skipped: ``"SRC: DST exists ..."`` for each input whose output is kept.
+        skipped: ``"SRC: DST exists ..."`` for each input whose output is kept, and
+            ``"PATH: reason"`` for each image name in a folder that is not a file (a dangling
+            symbolic link, a FIFO).
         out_dir: the folder the outputs go to.
     """
 
@@ -66,26 +72,30 @@ class Plan:
 
 
 def names_a_file(output: str | Path) -> bool:
-    """``-o`` names an output image (a .png or .jpg name) rather than a folder."""
-    return Path(output).suffix.lower() in OUTPUT_FORMATS
+    """``-o`` names an image file (any image extension: .png, .jpg, .webp, .tif, ...) rather
+    than a folder; only .png and .jpg can be written (:func:`plan_colorize` says so)."""
+    suffix = Path(output).suffix.lower()
+    return suffix in OUTPUT_FORMATS or suffix in INPUT_EXTS or suffix in Image.registered_extensions()
 
 
-def expand_inputs(specs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
+def expand_inputs(specs: list[str], recursive: bool,
+                  odd: list[str] | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files to colorize, each with its path relative to the output folder, and problems.
 
     A folder contributes its images (sub-folders with ``recursive``), keeping their
-    relative layout in the output; a glob contributes what it matches.
+    relative layout in the output; a glob contributes what it matches. ``odd`` gets a line
+    for each image name in a folder that is not a file (see :func:`tinct.io.find_images`).
     """
     found: list[tuple[Path, Path]] = []
     problems: list[str] = []
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            files = find_images(path, recursive=recursive)
+            files = find_images(path, recursive=recursive, skipped=odd)
             if not files:
                 problems.append(f"{spec}: folder has no images" + ("" if recursive else " (use --recursive for sub-folders)"))
             found += [(f, f.relative_to(path)) for f in files]
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a dangling link fails with its reason
             found.append((path, Path(path.name)))
         elif glob.has_magic(spec):
             files = sorted(Path(f) for f in glob.glob(spec, recursive=recursive) if Path(f).is_file())
@@ -118,9 +128,13 @@ def plan_colorize(specs: list[str], output: str | Path, fmt: str = "png", *, rec
         PlanError: ``output`` names a file but there are several inputs, a bad ``shard_spec``,
             or nothing to colorize.
     """
-    inputs, missing = expand_inputs(specs, recursive)
+    odd: list[str] = []
+    inputs, missing = expand_inputs(specs, recursive, odd)
     if names_a_file(output) and len(inputs) > 1:
         raise PlanError(f"-o {output} names a file, but there are {len(inputs)} inputs; give a folder")
+    if names_a_file(output) and Path(output).suffix.lower() not in OUTPUT_FORMATS:
+        raise PlanError(f"-o {output}: tinct writes .png or .jpg images, not {Path(output).suffix}; "
+                        "name a .png or .jpg file, or a folder")
     try:
         inputs = shard(sorted(inputs, key=lambda job: str(job[1])), shard_spec)
     except ValueError as e:
@@ -128,7 +142,7 @@ def plan_colorize(specs: list[str], output: str | Path, fmt: str = "png", *, rec
     if not inputs:
         raise PlanError("nothing to colorize" + (f" in shard {shard_spec}" if shard_spec and not missing else ""), missing)
     out = Path(output)
-    plan = Plan([], missing, [], [], out.parent if names_a_file(out) else out)
+    plan = Plan([], missing, [], list(odd), out.parent if names_a_file(out) else out)
     input_paths, seen_outputs = {src.resolve() for src, _ in inputs}, set()
     for src, dst in plan_outputs(inputs, output, fmt):
         target = dst.resolve()
@@ -169,7 +183,27 @@ def parse_shard(spec: str) -> tuple[int, int]:
 def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, saturation=1.0, temperature=None,
                    max_pixels: int, workers: int = 2, batch_size: int = 4,
                    on_progress: Callable[[Path, str | None], None] = lambda src, error: None) -> BatchResult:
-    """Colorize ``(input, output)`` pairs; ``on_progress(src, error_or_None)`` after each file."""
+    """Colorize ``(input, output)`` pairs; ``on_progress(src, error_or_None)`` after each file.
+
+    Each image is refused from its header when over ``max_pixels`` or the colorizer's memory
+    budget (:meth:`tinct.Colorizer.check_budget`), before it is decoded.
+    """
+
+    def load(src: Path) -> Photo:
+        return load_image(src, max_pixels, check=lambda w, h, mode: colorizer.check_budget((h, w), size, mode))
+
+    def colorize(batch: list[tuple[Path, Path, Photo]]) -> list:
+        """The outputs of a batch, or for a failing batch of several, photo by photo: an image
+        or the failure's message for each."""
+        try:
+            return colorizer.colorize_many([p for _, _, p in batch], size, saturation, temperature, batch_size)
+        except Exception as e:
+            if describe(e) is None:
+                raise
+            if len(batch) == 1:
+                return [describe(e, batch[0][0])[0]]
+        return [colorize([job])[0] for job in batch]
+
     result = BatchResult()
     todo = deque(jobs)
     loading: deque[tuple[Path, Path, Future]] = deque()
@@ -182,10 +216,10 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                 fut.result()
                 result.done += 1
                 on_progress(src, None)
-            except ImageError as e:
-                _fail(result, on_progress, src, str(e))
-            except OSError as e:
-                _fail(result, on_progress, src, f"{src}: cannot write output: {e}")
+            except Exception as e:
+                if describe(e) is None:
+                    raise
+                _fail(result, on_progress, src, f"{src}: cannot write output: {describe(e)[0]}")
 
     last_pixels = 0  # size of the latest decoded photo: big photos are decoded fewer at a time
     workers = max(1, workers)
@@ -194,7 +228,7 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
             # Keep the decoders busy, within the pixel window.
             while todo and len(loading) < workers + (batch_size if last_pixels < 2_000_000 else 0):
                 src, dst = todo.popleft()
-                loading.append((src, dst, pool.submit(load_image, src, max_pixels)))
+                loading.append((src, dst, pool.submit(load, src)))
             # The next decoded photos, in order, as one batch (what is decoded already, within BATCH_PIXELS).
             batch: list[tuple[Path, Path, Photo]] = []
             pixels = 0
@@ -204,13 +238,11 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                     break
                 try:
                     photo = fut.result()
-                except ImageError as e:
+                except Exception as e:
+                    if describe(e) is None:
+                        raise
                     loading.popleft()
-                    _fail(result, on_progress, src, str(e))
-                    continue
-                except MemoryError:
-                    loading.popleft()
-                    _fail(result, on_progress, src, f"{src}: out of memory while decoding (try --max-megapixels)")
+                    _fail(result, on_progress, src, describe(e, src, "decoding")[0])
                     continue
                 n = last_pixels = photo.pixels.shape[0] * photo.pixels.shape[1]
                 if batch and pixels + n > BATCH_PIXELS:
@@ -220,15 +252,13 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                 pixels += n
             if not batch:
                 continue
-            try:
-                images = colorizer.colorize_many([p for _, _, p in batch], size, saturation, temperature, batch_size)
-            except MemoryError:
-                for src, _, _ in batch:
-                    _fail(result, on_progress, src, f"{src}: out of memory (try a smaller --size or --max-megapixels)")
-                continue
+            images = colorize(batch)
             finish_saves(block=len(saving) >= 2)  # bound the outputs waiting to be encoded
             for (src, dst, _), image in zip(batch, images):
-                saving.append((src, pool.submit(save_image, image, dst)))
+                if isinstance(image, str):
+                    _fail(result, on_progress, src, image)
+                else:
+                    saving.append((src, pool.submit(save_image, image, dst)))
             del batch, images  # the decoded photos can go while the outputs are encoded
         finish_saves(block=True)
     return result

@@ -10,10 +10,17 @@ Both carry ``format = "tinct"``, ``arch`` (a registered model name), ``arch_kwar
 ``meta`` (decoding defaults such as temperature and working size, training notes).
 Files are written atomically (:func:`tinct.io.atomic_write`): to a temporary file in the same
 folder, then renamed.
+
+Both also carry ``sha256``: a SHA-256 over the weights (:func:`state_digest`: every tensor's
+name, dtype, shape and bytes, in name order). A file whose weights do not match it is
+refused. Files written before checksums existed have none; they load once every floating
+weight is checked to be finite (a damaged weight that is still a finite number cannot be
+told apart in such a file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -23,13 +30,55 @@ from typing import Any
 import torch
 
 from . import io
+from .errors import EXIT_USAGE, TinctError, first_line
 
 FORMAT = "tinct"
 VERSION = 1
 
 
-class CheckpointError(Exception):
-    """A file that is missing, truncated or not a tinct checkpoint."""
+class CheckpointError(TinctError):
+    """A file that is missing, truncated, damaged or not a tinct checkpoint."""
+
+    exit_code = EXIT_USAGE  # a model that cannot be loaded is a usage error (exit code 2)
+
+
+class Checkpoint(dict):
+    """A checkpoint's entries; asking for one it lacks is a :class:`CheckpointError` naming the
+    file (``--resume`` of a weights-only ``best.pt`` copied over ``last.pt``: no ``task``)."""
+
+    def __init__(self, path, entries: dict[str, Any]):
+        super().__init__(entries)
+        self.path = path
+
+    def __missing__(self, key: str):
+        training = key in ("task", "step", "rng", "best_val", "config")
+        hint = ("; it holds weights only (like best.pt or a calibrated model), not a training run's state, "
+                "so it cannot be resumed" if training else "")
+        raise CheckpointError(f"{self.path}: checkpoint has no {key!r} entry{hint}")
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _check_weights(path, state: dict[str, Any], digest: str | None) -> None:
+    """Refuse weights that do not match their checksum or, without one, that are not finite."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
+    if digest is not None:
+        if state_digest(state) != digest:
+            raise CheckpointError(f"{path}: the weights do not match the checkpoint's SHA-256 (the file is damaged)")
+        return
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} weight tensor(s) hold NaN or infinite values ({bad[0]}, ...): "
+                              "the file is damaged")
 
 
 def save(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any] | None = None, **extra: Any) -> None:
@@ -44,23 +93,26 @@ def save(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any] |
     kwargs = {k: v for k, v in model.arch_kwargs.items() if k != "pretrained"}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = dict(meta or {})
+    digest = state_digest(state)
     if str(path).endswith(".safetensors"):
         from safetensors.torch import save_file
 
         header = {"format": FORMAT, "version": str(VERSION), "arch": model.arch,
-                  "arch_kwargs": json.dumps(kwargs), "meta": json.dumps(meta)}
+                  "arch_kwargs": json.dumps(kwargs), "meta": json.dumps(meta), "sha256": digest}
         io.atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
     else:
         blob = {"format": FORMAT, "version": VERSION, "arch": model.arch, "arch_kwargs": kwargs,
-                "meta": meta, "state_dict": state, **extra}
+                "meta": meta, "state_dict": state, "sha256": digest, **extra}
         io.atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
-def read(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint into a dict with keys format, arch, arch_kwargs, meta, state_dict.
+def read(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint into a :class:`Checkpoint` with keys format, arch, arch_kwargs, meta,
+    state_dict (and, for training runs, their state), its weights verified.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, truncated or not from tinct.
+        CheckpointError: the file is missing, unreadable, truncated, damaged (the weights do
+            not match their SHA-256, or are not finite) or not from tinct.
     """
     path = Path(path)
     if not path.is_file():
@@ -80,7 +132,11 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
             raise CheckpointError(f"{path}: refused to load (not a plain tinct checkpoint): {first_line(e)}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or "state_dict" not in blob:
         raise CheckpointError(f"{path}: not a tinct checkpoint (no tinct model description inside)")
-    return blob
+    if not isinstance(blob.get("arch"), str) or not isinstance(blob.get("arch_kwargs", {}), dict) \
+            or not isinstance(blob.get("meta", {}), dict):
+        raise CheckpointError(f"{path}: damaged tinct checkpoint (arch, arch_kwargs or meta missing or of the wrong type)")
+    _check_weights(path, blob["state_dict"], blob.get("sha256"))
+    return Checkpoint(path, blob)
 
 
 def _read_safetensors(path: Path) -> dict[str, Any]:
@@ -94,10 +150,14 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt): {first_line(e)}") from None
-    if header.get("format") != FORMAT:
+    if header.get("format") != FORMAT or "arch" not in header:
         raise CheckpointError(f"{path}: not a tinct checkpoint (safetensors header has no tinct model description)")
-    return {"format": FORMAT, "arch": header["arch"], "arch_kwargs": json.loads(header.get("arch_kwargs", "{}")),
-            "meta": json.loads(header.get("meta", "{}")), "state_dict": state}
+    try:
+        kwargs, meta = json.loads(header.get("arch_kwargs", "{}")), json.loads(header.get("meta", "{}"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: damaged tinct header (arch_kwargs or meta is not JSON: {e})") from None
+    return {"format": FORMAT, "arch": header["arch"], "arch_kwargs": kwargs, "meta": meta, "state_dict": state,
+            "sha256": header.get("sha256")}
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -113,6 +173,8 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]
         model = create_model(blob["arch"], pretrained=False, **blob["arch_kwargs"])
     except KeyError as e:
         raise CheckpointError(f"{path}: {e.args[0]}") from None
+    except (TypeError, ValueError) as e:  # arch_kwargs the model's factory does not take
+        raise CheckpointError(f"{path}: arch_kwargs do not fit model {blob['arch']!r}: {first_line(e)}") from None
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
@@ -120,7 +182,3 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict[str, Any]
     model.eval()
     return model, dict(blob.get("meta") or {})
 
-
-def first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -1,7 +1,9 @@
 """The ``tinct`` command: parses arguments and calls the modules that do the work.
 
 Exit codes: 0 all went well, 1 some inputs failed, 2 usage error (bad options, nothing
-to do, a model that cannot be loaded).
+to do, a model that cannot be loaded). Every failure that reaches :func:`main` becomes one
+``tinct: error:`` line with its exit code through :func:`tinct.errors.describe`; only a bug
+in tinct shows a traceback.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, describe, one_line
 
 
 def _error(message: str, code: int = EXIT_USAGE) -> int:
     """Print one ``tinct: error:`` line (no traceback) and return the exit code."""
-    print(f"tinct: error: {message}", file=sys.stderr)
+    print(f"tinct: error: {one_line(message)}", file=sys.stderr)
     return code
+
+
+def _say(line: str, write=None) -> None:
+    """One line to stderr (through the progress bar's ``write`` when given), control characters escaped."""
+    (write or (lambda text, file: print(text, file=file)))(one_line(line), file=sys.stderr)
 
 
 def _positive_float(text: str) -> float:
@@ -64,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
     c.add_argument("--max-megapixels", type=_positive_float, default=180, help="refuse larger images (default 180)")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    c.add_argument("--max-memory-gb", type=_positive_float, default=2.4,
+                   help="refuse an image whose colorization would need more memory, judged from its header "
+                        "and the working size (default 2.4)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no 'skipped' lines")
     _backend_option(c)
     c.add_argument("--workers", type=_positive_int, default=2, help="threads decoding and encoding beside the network (default 2)")
     c.add_argument("--batch-size", type=_positive_int, default=4, help="photos of the same working shape per forward pass (default 4)")
@@ -190,7 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                 "evaluate": cmd_evaluate, "serve": cmd_serve, "train": cmd_train, "video": cmd_video}
     if args.command not in commands:  # pragma: no cover
         parser.error(f"unknown command {args.command}")
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except Exception as e:  # the one place a failure becomes a line and an exit code
+        found = describe(e, doing=f"running tinct {args.command}")
+        if found is None:
+            raise  # a bug in tinct: its traceback is what is needed to fix it
+        return _error(*found)
 
 
 # --------------------------------------------------------------------- colorize
@@ -211,18 +227,19 @@ def cmd_colorize(args) -> int:
         colorizer = Colorizer.load(args.model, backend=args.backend)
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
+    colorizer.memory_budget = int(args.max_memory_gb * 1e9)
 
     bar = _progress(plan.total, args.quiet)
-    for line in plan.skipped:
-        bar.write(f"skipped {line}", file=sys.stderr)
+    for line in [] if args.quiet else plan.skipped:
+        _say(f"skipped {line}", bar.write)
     for line in plan.refused:
-        bar.write(f"failed {line}", file=sys.stderr)
+        _say(f"failed {line}", bar.write)
     bar.update(len(plan.skipped) + len(plan.refused))
 
     def progress(src: Path, error: str | None) -> None:
-        bar.set_postfix_str(src.name[-30:], refresh=False)
+        bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
         if error:
-            bar.write(f"failed {error}", file=sys.stderr)
+            _say(f"failed {error}", bar.write)
         bar.update(1)
 
     result = colorize_files(colorizer, plan.jobs, size=args.size, saturation=args.saturation, temperature=args.temperature,
@@ -231,9 +248,9 @@ def cmd_colorize(args) -> int:
     bar.close()
     failures = [*plan.missing, *plan.refused, *result.failures]
     for line in plan.missing:
-        print(f"failed {line}", file=sys.stderr)
+        _say(f"failed {line}")
     summary = f"{result.done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
-    print(summary + f"; outputs in {plan.out_dir}", file=sys.stderr)
+    _say(summary + f"; outputs in {plan.out_dir}")
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -290,7 +307,7 @@ def cmd_evaluate(args) -> int:
     except CheckpointError as e:
         return _error(f"cannot load model: {e}")
     for line in results.failures:
-        print(f"failed {line}", file=sys.stderr)
+        _say(f"failed {line}")
     print(f"{len(results.photos)} photos evaluated, {len(results.failures)} failed; report in {args.out}/summary.md, "
           f"gallery in {args.out}/gallery.html", file=sys.stderr)
     return EXIT_FAILED if results.failures else EXIT_OK
@@ -331,9 +348,9 @@ def cmd_train(args) -> int:
         return _error(f"expected key=value overrides after the recipe, got {' '.join(bad)}")
     try:
         summary = run_recipe(args.recipe, args.overrides, args.data, args.val_data, args.out, args.resume)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:  # a recipe or a checkpoint that cannot be used: usage, 2
         return _error(str(e))
-    except (TrainingError, CheckpointError) as e:
+    except TrainingError as e:
         return _error(str(e), EXIT_FAILED)
     if summary.get("val_loss_last") is not None:
         print(f"val loss {summary['val_loss_first']:.4g} -> {summary['val_loss_last']:.4g}", file=sys.stderr)
@@ -365,7 +382,7 @@ def cmd_video(args) -> int:
     try:
         summary = colorize_video(args.input, args.output, colorizer, size=args.size, smoothing=smoothing, quiet=args.quiet)
     except VideoError as e:
-        return _error(str(e), EXIT_FAILED)
+        return _error(str(e), e.exit_code)
     print(f"{summary}; wrote {Path(args.output)}", file=sys.stderr)
     return EXIT_OK
 

@@ -8,10 +8,15 @@ The output's L is the input's own full-resolution L, so detail and tone are neve
 the network only decides the colours.
 
 Memory stays bounded for huge photos: the photo is kept as decoded (uint8), L is computed
-and the output composed in strips of rows (about a megapixel each), and ab is upsampled
-strip by strip (bilinear is separable: widen the low-res ab once, then interpolate the
-rows each strip needs). A 24 MP photo therefore never has a full-size float RGB or Lab
-image in memory; only L (4 bytes a pixel) and the 8-bit output.
+and the output composed in tiles of about a megapixel (rows, or pieces of a row for very
+wide images), and ab is upsampled tile by tile (bilinear is separable: each tile
+interpolates the low-res rows and columns it covers). A 24 MP photo therefore never has a
+full-size float RGB or Lab image in memory; only L (4 bytes a pixel) and the 8-bit output.
+
+The rest is bounded by a budget checked from the image's header, before anything is
+decoded (:meth:`Colorizer.check_budget`, :mod:`tinct.budget`): the network's memory grows
+with the working size, the photo's with its pixels. Flip averaging runs its two passes one
+after the other and batches are cut to fit, so what fits in the budget runs in pieces.
 """
 
 from __future__ import annotations
@@ -20,20 +25,20 @@ import functools
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import checkpoint, color
+from . import budget, checkpoint, color
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchBackend, cached_onnx, onnx_available
 from .decode import bin_centers, decode_ab
-from .io import DEFAULT_MAX_PIXELS, Photo, load_image, rgb_float
+from .io import DEFAULT_MAX_PIXELS, ImageError, Photo, load_image, rgb_float
 from .models import ModelSpec, spec_of
 
-STRIP_PIXELS = 1 << 20  # pixels per strip when computing L and composing the output
+STRIP_PIXELS = 1 << 20  # pixels per tile when computing L and composing the output
 
 # Named models shipped inside the package: name -> (file in tinct/weights, description).
 BUNDLED = {
@@ -102,6 +107,7 @@ class Colorizer:
         # ``saturation`` multiplies on top, so saturation 1 means "as the model is calibrated".
         self.chroma_gain = float(self.meta.get("chroma_gain", 1.0))
         self.centers = bin_centers(self.spec) if self.spec.is_bins else None
+        self.memory_budget = budget.DEFAULT_BUDGET  # bytes; see check_budget
 
     @classmethod
     def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto") -> "Colorizer":
@@ -148,17 +154,62 @@ class Colorizer:
 
         Returns:
             8-bit RGB (or RGBA, when the input had alpha) PIL image of the input's pixel size.
+
+        Raises:
+            tinct.io.ImageError: an unreadable or damaged image, one over ``max_pixels``, or
+                over the memory budget (:meth:`check_budget`), or non-finite colours.
         """
-        photo = image if isinstance(image, Photo) else load_image(image, max_pixels=max_pixels)
-        return self.colorize_many([photo], size, saturation, temperature)[0]
+        return self.colorize_many([image], size, saturation, temperature, max_pixels=max_pixels)[0]
 
     def colorize_many(self, images: Iterable, size: int | None = None, saturation: float = 1.0,
-                      temperature: float | None = None, batch_size: int = 8) -> list[Image.Image]:
+                      temperature: float | None = None, batch_size: int = 8,
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
         """Colorize several images; photos with the same working shape share a forward pass."""
-        photos = [im if isinstance(im, Photo) else load_image(im) for im in images]
+        photos = [self.read_photo(im, size, max_pixels) for im in images]
         L_full = [self.luminance(p.pixels) for p in photos]
+        alphas, names = [p.alpha for p in photos], [p.name for p in photos]
+        del photos  # L is all that is needed of the pixels from here (a caller's Photo stays theirs)
         ab_small = self.predict_ab_batched(L_full, size, temperature, batch_size)
-        return [self.render(L, ab, saturation, p.alpha) for p, L, ab in zip(photos, L_full, ab_small)]
+        for name, ab in zip(names, ab_small):
+            if not bool(torch.isfinite(ab).all()):
+                raise ImageError(f"{name}: the model's output is NaN or infinite (damaged or diverged weights?)")
+        return [self.render(L, ab, saturation, a) for L, ab, a in zip(L_full, ab_small, alphas)]
+
+    def read_photo(self, image, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
+        """A :class:`tinct.io.Photo` of ``image`` (as :meth:`colorize` takes it), refused from its
+        header when over ``max_pixels`` or the memory budget, and with finite pixels."""
+        if isinstance(image, Photo):
+            try:
+                self.check_budget(image.pixels.shape[:2], size, "F" if image.pixels.dtype != np.uint8 else "L")
+            except ImageError as e:
+                raise type(e)(f"{image.name}: {e}") from None
+            if image.pixels.dtype != np.uint8 and not np.isfinite(image.pixels).all():
+                raise ImageError(f"{image.name}: pixels are NaN or infinite")
+            return image
+        return load_image(image, max_pixels=max_pixels, check=lambda w, h, mode: self.check_budget((h, w), size, mode))
+
+    def memory_needed(self, shape: tuple[int, int], size: int | None = None, mode: str = "RGB") -> int:
+        """Bytes colorizing an image of ``shape`` = (height, width) needs at working size ``size``
+        (:func:`tinct.budget.estimate`; ``mode``: the image's PIL mode, from its header)."""
+        h, w = int(shape[0]), int(shape[1])
+        work = max(a * b for a, b in (self.working_shape(h, w, s) for s in self.working_sizes(size)))
+        return budget.estimate(h * w, mode, work, self.net.name, long_side=max(h, w))
+
+    def check_budget(self, shape: tuple[int, int], size: int | None = None, mode: str = "RGB",
+                     limit: int | None = None) -> None:
+        """Refuse, before anything is decoded or allocated, an image whose colorization would
+        need more than ``limit`` bytes (default :attr:`memory_budget`).
+
+        Args:
+            shape: (height, width), as read from the header (:func:`tinct.io.read_header`).
+            size: the working size asked for (default: the model's).
+            mode: the image's PIL mode ("L", "RGB", "I;16", ...).
+
+        Raises:
+            tinct.budget.MemoryBudgetError: over the budget (an ImageError; the message says
+                what would fit).
+        """
+        budget.check(self.memory_needed(shape, size, mode), limit or self.memory_budget, shape, size or self.size)
 
     # ------------------------------------------------------------ the steps
     @staticmethod
@@ -172,9 +223,9 @@ class Colorizer:
             return torch.from_numpy(_grey_lightness_table()[pixels])
         H, W = pixels.shape[:2]
         L = torch.empty(H, W)
-        for y0, y1 in _strips(H, W):
-            rgb = torch.from_numpy(rgb_float(pixels[y0:y1])).permute(2, 0, 1)[None]
-            L[y0:y1] = color.rgb_to_lab(rgb)[0, 0]
+        for y0, y1, x0, x1 in _tiles(H, W):
+            rgb = torch.from_numpy(rgb_float(pixels[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+            L[y0:y1, x0:x1] = color.rgb_to_lab(rgb)[0, 0]
         return L
 
     def working_shape(self, h: int, w: int, size: int | None) -> tuple[int, int]:
@@ -211,13 +262,17 @@ class Colorizer:
         return [self.decode((t / len(sizes))[None], temperature)[0] for t in total]
 
     def predict_raw_batched(self, L_full: list[torch.Tensor], size: int, batch_size: int) -> list[torch.Tensor]:
-        """Full-resolution L's -> the network's raw output at working size ``size``, one tensor each."""
+        """Full-resolution L's -> the network's raw output at working size ``size``, one tensor each.
+
+        Photos of one working shape share a forward pass, as many as the network's part of the
+        memory budget holds (:func:`tinct.budget.batch_that_fits`)."""
         shapes = [self.working_shape(*L.shape, size) for L in L_full]
         out: list[torch.Tensor | None] = [None] * len(L_full)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, s in enumerate(shapes):
             groups.setdefault(s, []).append(i)
         for shape, idx in groups.items():
+            batch_size = budget.batch_that_fits(batch_size, shape[0] * shape[1], self.net.name)
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k:k + batch_size]
                 L_small = torch.stack([self.resize(L_full[i][None, None], shape)[0] for i in chunk])
@@ -242,8 +297,8 @@ class Colorizer:
         x = color.normalize_l(L).float()
         if not self.flip:
             return self.net(x)
-        y = self.net(torch.cat([x, x.flip(-1)]))
-        return 0.5 * (y[: len(x)] + y[len(x):].flip(-1))
+        y = self.net(x)  # the two passes one after the other: half the peak memory of one batch
+        return y.add_(self.net(x.flip(-1)).flip(-1)).mul_(0.5)
 
     @torch.no_grad()
     def decode(self, y: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
@@ -255,25 +310,24 @@ class Colorizer:
     @torch.no_grad()
     def render(self, L: torch.Tensor, ab_small: torch.Tensor, saturation: float = 1.0,
                alpha: np.ndarray | None = None) -> Image.Image:
-        """Full-resolution L ``(H, W)`` + low-res ab ``(2, h, w)`` -> 8-bit PIL image, strip by strip.
+        """Full-resolution L ``(H, W)`` + low-res ab ``(2, h, w)`` -> 8-bit PIL image, tile by tile.
 
         Equal to composing with ``F.interpolate(ab_small, (H, W), mode="bilinear")`` at once,
-        without ever holding full-resolution ab or float RGB.
+        without ever holding full-resolution ab or float RGB: each tile is pasted into the
+        output image as soon as it is composed.
         """
         H, W = L.shape
-        h = ab_small.shape[-2]
-        wide = F.interpolate(ab_small[None].float(), size=(h, W), mode="bilinear", align_corners=False)[0] * saturation
-        out = np.empty((H, W, 3), np.uint8)
-        for y0, y1 in _strips(H, W):
-            # Rows of bilinear interpolation with align_corners=False, as F.interpolate does them.
-            src = ((torch.arange(y0, y1, dtype=torch.float64) + 0.5) * (h / H) - 0.5).clamp(min=0)
-            i0 = src.floor().long().clamp(max=h - 1)
-            i1 = (i0 + 1).clamp(max=h - 1)
-            t = (src - i0).float()
-            ab = wide[:, i0] * (1 - t)[:, None] + wide[:, i1] * t[:, None]
-            rgb = color.lab_to_rgb(torch.cat([L[None, y0:y1], ab], 0)[None])[0]
-            out[y0:y1] = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-        im = Image.fromarray(out, "RGB")
+        h, w = ab_small.shape[-2:]
+        ab_small = ab_small.float() * saturation
+        im = Image.new("RGB", (W, H))
+        for y0, y1, x0, x1 in _tiles(H, W):
+            i0, i1, t = _taps(y0, y1, H, h)
+            rows = ab_small[:, i0] * (1 - t)[:, None] + ab_small[:, i1] * t[:, None]  # (2, y1 - y0, w)
+            j0, j1, u = _taps(x0, x1, W, w)
+            ab = rows[:, :, j0] * (1 - u) + rows[:, :, j1] * u  # (2, y1 - y0, x1 - x0)
+            rgb = color.lab_to_rgb(torch.cat([L[None, y0:y1, x0:x1], ab], 0)[None])[0]
+            tile = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+            im.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))
         if alpha is not None:
             im.putalpha(Image.fromarray(alpha, "L"))
         return im
@@ -292,6 +346,19 @@ def _grey_lightness_table() -> np.ndarray:
     return color.rgb_to_lab(grey)[0, 0, 0].numpy()
 
 
-def _strips(H: int, W: int) -> list[tuple[int, int]]:
-    rows = max(1, STRIP_PIXELS // max(W, 1))
-    return [(y0, min(H, y0 + rows)) for y0 in range(0, H, rows)]
+def _tiles(H: int, W: int) -> Iterator[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) covering ``(H, W)`` in tiles of at most :data:`STRIP_PIXELS`: whole rows
+    where a row fits, pieces of one row where it does not (a 40,000,000 x 1 strip)."""
+    cols = max(1, min(W, STRIP_PIXELS))
+    rows = max(1, STRIP_PIXELS // cols)
+    for y0 in range(0, H, rows):
+        for x0 in range(0, W, cols):
+            yield y0, min(H, y0 + rows), x0, min(W, x0 + cols)
+
+
+def _taps(a: int, b: int, n_out: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Bilinear taps (i0, i1, weight of i1) of output positions ``a:b`` of ``n_out`` from ``n_in``
+    samples, with align_corners=False, as F.interpolate computes them."""
+    src = ((torch.arange(a, b, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    return i0, (i0 + 1).clamp(max=n_in - 1), (src - i0).float()

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset, Sampler
 
 from . import color
 from .io import INPUT_EXTS as EXTS
-from .io import atomic_write, find_images, square
+from .io import ImageError, atomic_write, find_images, opened, square
 from .paths import cache_dir as tinct_cache_dir
 
 
@@ -39,12 +39,12 @@ def decode(path: Path, min_side: int) -> np.ndarray:
         ValueError: the file is not a readable image (the message names it).
     """
     try:
-        with Image.open(path) as im:
+        with opened(path) as im:  # tinct's per-call pixel limit, from the header (Pillow's global untouched)
             w, h = im.size
             k = max(1.0, min(w, h) / max(min_side, 1))
             im.draft("RGB", (math.ceil(w / k), math.ceil(h / k)))
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (ImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 

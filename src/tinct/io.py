@@ -7,7 +7,12 @@ bombs that is checked from the header before anything is decoded.
 
 That guard is tinct's own and per call (``max_pixels``): tinct leaves Pillow's process-wide
 ``PIL.Image.MAX_IMAGE_PIXELS`` to the program that imports it, and opens images without
-consulting it (:func:`open_header`).
+consulting it (:func:`open_header`). A caller can also refuse an image by its header alone
+(``check``: the colorizer's memory budget, :meth:`tinct.Colorizer.check_budget`).
+
+Damage is reported, not decoded into a wrong photo: every image is decoded in full while
+Pillow's warnings and libtiff's messages are collected, PNG checksums are verified, and
+float pixels must be finite (:mod:`tinct.damage`; which formats can reveal what: README).
 
 Also the file-level helpers every command shares: finding the images in a folder
 (:func:`find_images`), the centre square a photo is cropped to (:func:`square`), and
@@ -18,13 +23,19 @@ from __future__ import annotations
 
 import io as _io
 import os
+import stat
 import struct
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .damage import Damage, collecting, verify
+from .errors import TinctError
 
 DEFAULT_MAX_PIXELS = 180_000_000  # 180 MP: above any camera photo, below a bomb
 # The extensions tinct looks for in folders: the formats this Pillow build decodes that hold
@@ -34,8 +45,13 @@ INPUT_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
-class ImageError(Exception):
+class ImageError(TinctError):
     """An input or output image problem; the message names the file and the reason."""
+
+
+# check(width, height, mode): called with the header's size before any pixel is decoded;
+# raises ImageError to refuse the image.
+HeaderCheck = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -73,29 +89,124 @@ def rgb_float(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(f[..., None], 3, axis=-1) if f.ndim == 2 else f
 
 
-def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Photo:
+def load_image(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None,
+               check: HeaderCheck | None = None) -> Photo:
     """Decode a file path, bytes or PIL image into a :class:`Photo`.
 
+    A PIL image that ``Image.open`` returned and that is not loaded yet is decoded again
+    from its file, with every check; one already in memory is taken as it is.
+
+    Args:
+        check: ``check(width, height, mode)``, called from the header before decoding.
+
     Raises:
-        ImageError: missing, empty, truncated, not an image, or too many pixels.
+        ImageError: missing, empty, truncated or damaged, not an image, too many pixels,
+            non-finite pixels, or refused by ``check``.
     """
     if isinstance(src, Image.Image):
-        return _from_pil(src, name or "<image>", max_pixels)
-    if isinstance(src, (bytes, bytearray)):
+        name = name or getattr(src, "filename", None) or "<image>"
+        data = _unloaded_source(src)
+        if data is None:
+            _check_pixels(src, name, max_pixels, check)
+            return _from_pil(src, name)
+        return _open_and_convert(_io.BytesIO(data), name, max_pixels, check, frame=src.tell())
+    if isinstance(src, (bytes, bytearray, memoryview)):
         name = name or "<bytes>"
-        if not src:
+        if not len(src):
             raise ImageError(f"{name}: empty data (0 bytes)")
-        return _open_and_convert(_io.BytesIO(src), name, max_pixels)
+        return _open_and_convert(_io.BytesIO(src), name, max_pixels, check)
     path = Path(src)
     name = name or str(path)
-    if not path.exists():
-        raise ImageError(f"{name}: no such file")
-    if path.is_dir():
+    with open_file(path, name) as f:
+        return _open_and_convert(f, name, max_pixels, check)
+
+
+@contextmanager
+def open_file(path: Path, name: str | None = None) -> Iterator:
+    """``open(path, "rb")`` of an image file, with the reasons it cannot be one as ImageErrors."""
+    name = name or str(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"{name}: " + ("dangling symbolic link" if path.is_symlink() else "no such file")) from None
+    except OSError as e:
+        raise ImageError(f"{name}: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ImageError(f"{name}: is a folder, not an image")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(f"{name}: not a regular file ({_file_kind(st.st_mode)})")
+    if st.st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes)")
-    with open(path, "rb") as f:
-        return _open_and_convert(f, name, max_pixels)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ImageError(f"{name}: cannot open: {e.strerror or e}") from None
+    with f:
+        yield f
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a plain file"
+
+
+def _unloaded_source(im: Image.Image) -> bytes | None:
+    """The encoded bytes behind an ``Image.open`` result not loaded yet, else None."""
+    fp = getattr(im, "fp", None)
+    if fp is None or getattr(im, "_im", None) is not None:  # loaded: its pixels are what we have
+        return None
+    try:
+        pos = fp.tell()
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return data or None
+
+
+def read_header(src, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> tuple[int, int, str]:
+    """``(width, height, mode)`` of an image file path or bytes, from its header alone.
+
+    For a caller that decides before decoding (the server: :meth:`tinct.Colorizer.check_budget`).
+
+    Raises:
+        ImageError: not an image, or more than ``max_pixels``.
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _header(_io.BytesIO(src), name or "<bytes>", max_pixels)
+    with open_file(Path(src), name) as f:
+        return _header(f, name or str(src), max_pixels)
+
+
+def _header(fp, name: str, max_pixels: int) -> tuple[int, int, str]:
+    try:
+        im = open_header(fp)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file Pillow can read (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name}: cannot decode: {_reason(e)}") from None
+    _check_pixels(im, name, max_pixels)
+    return im.size[0], im.size[1], im.mode
+
+
+@contextmanager
+def opened(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Image.Image]:
+    """An image file opened (header only, nothing decoded) after its size passed ``max_pixels``:
+    for callers that decode themselves (training photos, shrunk on decode by ``draft``).
+
+    Raises:
+        ImageError: not an image or too many pixels.
+    """
+    path = Path(path)
+    with open_file(path) as f:
+        _header(f, str(path), max_pixels)
+        f.seek(0)
+        with open_header(f) as im:
+            yield im
 
 
 def open_header(fp) -> Image.Image:
@@ -130,26 +241,48 @@ def open_header(fp) -> Image.Image:
     raise UnidentifiedImageError(f"cannot identify image file {fp!r}")
 
 
-def _open_and_convert(fp, name: str, max_pixels: int) -> Photo:
+def _open_and_convert(fp, name: str, max_pixels: int, check: HeaderCheck | None = None, frame: int = 0) -> Photo:
+    """Header, limits, the format's checksums, then a full decode in which any warning or
+    libtiff error is damage: the photo comes out whole and as stored, or not at all."""
     try:
-        im = open_header(fp)
-        _check_pixels(im, name, max_pixels)
-        im.load()
+        with collecting() as messages:
+            im = open_header(fp)
+            _check_pixels(im, name, max_pixels, check)
+            verify(im, fp, open_header)
+            im = open_header(fp)
+            if frame:
+                im.seek(frame)
+            im.load()
+            im = ImageOps.exif_transpose(im)  # reads the EXIF: damage there is reported too
+            if messages:
+                raise Damage("; ".join(dict.fromkeys(messages)))
+            return _from_pil(im, name)
     except Image.DecompressionBombError as e:  # from a format that checks Pillow's limit while decoding
         raise ImageError(f"{name}: {e} (Pillow's own limit for this format, PIL.Image.MAX_IMAGE_PIXELS)") from None
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        msg = str(e).strip() or type(e).__name__
-        if "truncated" in msg.lower() or isinstance(e, EOFError):
-            msg = f"truncated or damaged image data ({msg})"
-        raise ImageError(f"{name}: cannot decode: {msg}") from None
-    return _from_pil(im, name, max_pixels)
+    except Damage as e:
+        raise ImageError(f"{name}: damaged image data ({_first(str(e))})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
+            ZeroDivisionError, OverflowError) as e:
+        # Pillow's plugins raise these for malformed data (a bad tag type, an index past a table).
+        raise ImageError(f"{name}: cannot decode: {_reason(e)}") from None
 
 
-def _check_pixels(im: Image.Image, name: str, max_pixels: int) -> None:
+def _first(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "reported by the decoder"
+
+
+def _reason(e: BaseException) -> str:
+    msg = _first(str(e)) if str(e).strip() else type(e).__name__
+    if "truncated" in msg.lower() or isinstance(e, EOFError):
+        return f"truncated or damaged image data ({msg})"
+    return f"damaged image data ({type(e).__name__}: {msg})" if not isinstance(e, OSError) else msg
+
+
+def _check_pixels(im: Image.Image, name: str, max_pixels: int, check: HeaderCheck | None = None) -> None:
     w, h = im.size
     if w < 1 or h < 1:
         raise ImageError(f"{name}: image has no pixels ({w}x{h})")
@@ -158,14 +291,14 @@ def _check_pixels(im: Image.Image, name: str, max_pixels: int) -> None:
             f"{name}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
             "(a guard against decompression bombs; raise it with --max-megapixels)"
         )
+    if check is not None:
+        try:
+            check(w, h, im.mode)
+        except ImageError as e:  # the check knows the size, not the name
+            raise type(e)(f"{name}: {e}") from None
 
 
-def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Photo:
-    _check_pixels(im, name, max_pixels)
-    try:
-        im = ImageOps.exif_transpose(im)
-    except Exception:  # broken EXIF must not lose the photo; keep it as stored
-        pass
+def _from_pil(im: Image.Image, name: str) -> Photo:
     mode = im.mode
     alpha = None
     if mode == "P":
@@ -176,6 +309,10 @@ def _from_pil(im: Image.Image, name: str, max_pixels: int) -> Photo:
     is_gray = mode in ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         arr = np.asarray(im, dtype=np.float64)
+        bad = arr.size - int(np.isfinite(arr).sum()) if mode == "F" else 0
+        if bad:
+            raise ImageError(f"{name}: {bad} pixel{'s' if bad > 1 else ''} of this float image "
+                             f"{'are' if bad > 1 else 'is'} NaN or infinite (damaged data?)")
         top = 65535.0 if (mode.startswith("I;16") or arr.max(initial=0) > 255) else 255.0
         if mode == "F":
             top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
@@ -227,7 +364,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temporary name stays short whatever the output's (a name is at most 255 bytes).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_short(path.name)}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -242,8 +380,13 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+def _short(name: str, limit: int = 64) -> str:
+    """At most ``limit`` bytes of ``name`` in UTF-8, cut at a character boundary."""
+    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+
+
 # ----------------------------------------------------------------- folders and crops
-def find_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+def find_images(root: str | os.PathLike, recursive: bool = True, skipped: list[str] | None = None) -> list[Path]:
     """The image files (:data:`INPUT_EXTS`, any case) in folder ``root``, sorted by relative path.
 
     Args:
@@ -254,17 +397,30 @@ def find_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
     the user's photos (macOS writes a ``._name.jpg`` beside each photo on some disks). The
     order is that of the POSIX relative paths as strings, the same on every system.
 
+    Args:
+        skipped: if given, gets ``"PATH: reason"`` for each image name that is not a file
+            that can be read (a dangling symbolic link, a FIFO, a socket).
+
     Raises:
         FileNotFoundError: ``root`` is not a folder.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    found = []
+    found, odd = [], []
     for path in root.rglob("*") if recursive else root.iterdir():
         rel = path.relative_to(root)
-        if path.suffix.lower() in INPUT_EXTS and not any(part.startswith(".") for part in rel.parts) and path.is_file():
-            found.append((rel.as_posix(), path))
+        if path.suffix.lower() in INPUT_EXTS and not any(part.startswith(".") for part in rel.parts):
+            if path.is_file():
+                found.append((rel.as_posix(), path))
+            elif not path.is_dir():
+                try:
+                    kind = _file_kind(path.stat().st_mode)
+                except OSError:
+                    kind = "a dangling symbolic link" if path.is_symlink() else "unreadable"
+                odd.append((rel.as_posix(), f"{path}: {kind}, not an image file"))
+    if skipped is not None:
+        skipped += [reason for _, reason in sorted(odd)]
     return [path for _, path in sorted(found)]
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .colorizer import Colorizer
+from .errors import EXIT_FAILED, EXIT_USAGE, TinctError, describe
 from .flow import grey_u8, is_shot_change, optical_flow, warp
 from .io import atomic_write
 
@@ -33,8 +34,15 @@ CONFIDENCE_SIGMA = 5.0  # L units: warp error at which a pixel's history weight 
 CRF = "18"  # x264/VP9 constant quality: visually near-lossless, so the colours survive encoding
 
 
-class VideoError(Exception):
-    """An input or output video problem; the message names the file and the reason."""
+class VideoError(TinctError):
+    """An input or output video problem; the message names the file and the reason.
+
+    ``exit_code``: 1 for a bad input or an output that cannot be written, 2 for a usage error.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ def output_format(path: str | Path) -> OutputFormat:
     """
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
-        raise VideoError(f"{path}: unsupported output extension {ext or '(none)'!r}; use one of {', '.join(FORMATS)}")
+        raise VideoError(f"{path}: unsupported output extension {ext or '(none)'!r}; use one of {', '.join(FORMATS)}",
+                         EXIT_USAGE)
     return FORMATS[ext]
 
 
@@ -76,9 +85,9 @@ def check_output(src: str | Path, dst: str | Path, overwrite: bool = False) -> O
     fmt = output_format(dst)
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise VideoError(f"-o {dst} would replace the input; choose another output")
+        raise VideoError(f"-o {dst} would replace the input; choose another output", EXIT_USAGE)
     if dst.exists() and not overwrite:
-        raise VideoError(f"{dst} exists (use --overwrite to replace it)")
+        raise VideoError(f"{dst} exists (use --overwrite to replace it)", EXIT_USAGE)
     return fmt
 
 
@@ -189,12 +198,17 @@ def open_video(path: str | Path):
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
-        container = av.open(str(path))
-    except av.FFmpegError as e:
+        # Metadata that is not UTF-8 (an old camera's title) is read with replacement characters.
+        container = av.open(str(path), metadata_errors="replace")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise VideoError(f"{path}: cannot read video, truncated or not a video ({_reason(e)})") from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: has no video stream")
+    cc = container.streams.video[0].codec_context
+    if cc is None or not cc.width or not cc.height:
+        container.close()
+        raise VideoError(f"{path}: its video stream has no frames FFmpeg can decode (no codec or no picture size)")
     return container
 
 
@@ -253,8 +267,16 @@ def colorize_video(src: str | Path, dst: str | Path, colorizer: Colorizer, size:
         counts: dict[str, int] = {}
         try:
             atomic_write(dst, lambda tmp: counts.update(_transcode(container, src, tmp, fmt, frames, quiet)))
-        except (av.FFmpegError, OSError) as e:
-            raise VideoError(f"{dst}: cannot write video ({_reason(e)})") from None
+        except VideoError:
+            raise
+        except (av.FFmpegError, OSError) as e:  # reading errors are VideoErrors already: this is the output
+            raise VideoError(f"{dst}: cannot write video ({_reason(e)}); if the disk is fine, {src} may be "
+                             "damaged (its timestamps or audio packets)") from None
+        except Exception as e:  # out of memory, or the model's output refused, while colorizing a frame
+            found = describe(e, src, "colorizing a frame")
+            if found is None:
+                raise
+            raise VideoError(found[0]) from None
     return VideoSummary(counts["frames"], time.perf_counter() - start, counts["audio"], frames.smoother.shot_changes)
 
 
@@ -289,7 +311,10 @@ def _transcode(container, src: Path, tmp: str, fmt: OutputFormat, colorize: Call
                         out.mux(aout.encode(frame))
                 continue
             for frame in _decode(packet, src):
-                new = av.VideoFrame.from_ndarray(colorize(frame.to_ndarray(format="rgb24")), format="rgb24")
+                if (frame.width, frame.height) != (width, height):
+                    raise VideoError(f"{src}: damaged video: a frame of {frame.width}x{frame.height} in a "
+                                     f"{width}x{height} stream")
+                new = av.VideoFrame.from_ndarray(colorize(_rgb(frame, src)), format="rgb24")
                 if frame.pts is not None:
                     new.pts, new.time_base = frame.pts, frame.time_base
                 else:
@@ -332,6 +357,13 @@ def _decode(packet, src: Path) -> list:
         return packet.decode()
     except av.FFmpegError as e:
         raise VideoError(f"{src}: damaged or truncated video ({_reason(e)})") from None
+
+
+def _rgb(frame, src: Path) -> np.ndarray:
+    try:
+        return frame.to_ndarray(format="rgb24")
+    except (av.FFmpegError, ValueError) as e:
+        raise VideoError(f"{src}: damaged video: a frame cannot be converted ({_reason(e)})") from None
 
 
 def _check_complete(src: Path, container, stream, n: int, end_time: float, frame_time: float) -> None:

@@ -160,7 +160,7 @@ def resnet18_unet_ab(pretrained: bool = False, widths=(128, 64, 64)) -> nn.Modul
 
 @register_model(spec=_AB_AT_16)
 def effnet_unet_ab(pretrained: bool = True, widths=(128, 64, 64)) -> nn.Module:
-    """Seed 001 with an ImageNet encoder: U-Net on EfficientNet-Lite0 (stand-in for ResNet-18), tanh ab."""
+    """Seed 001 with an ImageNet encoder: U-Net on EfficientNet-Lite0 in place of ResNet-18, tanh ab."""
     return EncoderUNet(EffNetEncoder(pretrained), tuple(widths))
 
 
