@@ -270,3 +270,28 @@ def test_quiet_hides_skipped_lines(tmp_path, tiny_checkpoint, capsys):
 def test_models_speaks_to_users(capsys):
     assert main(["models"]) == 0
     assert "stand-in" not in capsys.readouterr().out
+
+
+def test_bundled_weights_are_checked_against_their_sidecar_digest(tmp_path):
+    """The bundled default carries no digest inside (committed before checksums); the
+    ``.sha256`` beside it is checked instead: a copy with one weight changed to another
+    finite value is refused, the intact copy loads."""
+    import shutil
+
+    from pathlib import Path
+
+    from tinct import checkpoint
+    from tinct.colorizer import bundled_path
+
+    src = bundled_path("default")
+    assert checkpoint.read(src)["sha256"] is None and Path(f"{src}.sha256").is_file()
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    for p in (good, bad):
+        shutil.copy(src, p)
+        shutil.copy(f"{src}.sha256", f"{p}.sha256")
+    data = bytearray(bad.read_bytes())
+    data[-1000] ^= 0x01  # the low bit of a weight's last byte: still finite
+    bad.write_bytes(bytes(data))
+    checkpoint.read(good)
+    with pytest.raises(checkpoint.CheckpointError, match="SHA-256"):
+        checkpoint.read(bad)

@@ -13,9 +13,11 @@ folder, then renamed.
 
 Both also carry ``sha256``: a SHA-256 over the weights (:func:`state_digest`: every tensor's
 name, dtype, shape and bytes, in name order). A file whose weights do not match it is
-refused. Files written before checksums existed have none; they load once every floating
-weight is checked to be finite (a damaged weight that is still a finite number cannot be
-told apart in such a file).
+refused. Files written before checksums existed have none: one with a ``<file>.sha256``
+beside it (the bundled default's, so that a 20 MB file was not committed again only to
+carry its digest) is checked against that; the others load once every floating weight is
+checked to be finite (a damaged weight that is still a finite number cannot be told apart
+in such a file).
 """
 
 from __future__ import annotations
@@ -135,8 +137,17 @@ def read(path: str | os.PathLike) -> Checkpoint:
     if not isinstance(blob.get("arch"), str) or not isinstance(blob.get("arch_kwargs", {}), dict) \
             or not isinstance(blob.get("meta", {}), dict):
         raise CheckpointError(f"{path}: damaged tinct checkpoint (arch, arch_kwargs or meta missing or of the wrong type)")
-    _check_weights(path, blob["state_dict"], blob.get("sha256"))
+    _check_weights(path, blob["state_dict"], blob.get("sha256") or _sidecar_digest(path))
     return Checkpoint(path, blob)
+
+
+def _sidecar_digest(path: Path) -> str | None:
+    """The digest in ``<path>.sha256`` (a legacy file's), or None."""
+    side = Path(f"{path}.sha256")
+    try:
+        return side.read_text().split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def _read_safetensors(path: Path) -> dict[str, Any]:
