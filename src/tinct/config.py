@@ -32,6 +32,19 @@ class ModelConfig:
 
 
 @dataclass
+class HintsConfig:
+    """How training simulates colour hints (``data.hints``, ``tinct.hints.simulate``) for a
+    network that takes them (``model.kwargs.hints: true``); off unless ``enabled``."""
+
+    enabled: bool = False
+    p_none: float = 0.25  # share of crops with no local hint
+    mean_points: float = 8.0  # mean count of points in a crop that has some (geometric)
+    max_points: int = 64
+    patch: tuple[int, int] = (1, 9)  # a point's square side, pixels at the network's input size (min, max)
+    p_global: float = 0.25  # share of crops given their own colour histogram as a global hint
+
+
+@dataclass
 class DataConfig:
     train: str | None = None  # folder of colour photos, searched recursively
     val: str | None = None  # validation folder; default: hold out ``val_split`` of train
@@ -59,6 +72,7 @@ class DataConfig:
     # inference) while targets and loss terms see the crop at full size; [] = the crop.
     # Classification tasks only.
     work_sizes: list = field(default_factory=list)
+    hints: HintsConfig = field(default_factory=HintsConfig)
 
 
 @dataclass

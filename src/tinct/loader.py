@@ -95,22 +95,32 @@ class Prefetch:
         return item
 
 
-def ready(batch: dict, cfg: Config, task, device: torch.device, step: int) -> dict:
+def ready(batch: dict, cfg: Config, task, device: torch.device, step: int, rank: int = 0) -> dict:
     """A loader batch on the device, with the network's input prepared and the task's targets."""
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    prepare(batch, cfg, step)
+    prepare(batch, cfg, step, rank)
     task.prepare(batch)
     return batch
 
 
-def prepare(batch: dict, cfg: Config, step: int) -> None:
+def prepare(batch: dict, cfg: Config, step: int, rank: int = 0) -> None:
     """The network's input for this step: in channels-last layout when the recipe asks,
-    and ``L_work`` at the step's working size (``data.work_sizes``)."""
+    ``L_work`` at the step's working size (``data.work_sizes``), and the colour hints
+    simulated from the true colours (``data.hints``: ``hints`` and ``global_hint``)."""
     work = data.work_size(cfg.data.work_sizes, cfg.data.crop, cfg.train.seed, step)
     if work != batch["L_n"].shape[-1]:
         from .colorizer import Colorizer  # the inference path's own resize, so training sees what inference does
 
         batch["L_work"] = Colorizer.resize(batch["L_n"], (work, work))
+    if cfg.data.hints.enabled:
+        from . import hints
+
+        ab = batch["lab"][:, 1:]
+        if ab.shape[-1] != work:
+            ab = torch.nn.functional.interpolate(ab, size=(work, work), mode="area")
+        batch["hints"], batch["global_hint"] = hints.simulate(ab.cpu(), cfg.data.hints,
+                                                              hints.step_generator(cfg.train.seed, step, rank))
+        batch["hints"], batch["global_hint"] = batch["hints"].to(ab.device), batch["global_hint"].to(ab.device)
     if cfg.train.channels_last:
         for key in ("L_n", "L_work"):
             if key in batch:

@@ -194,7 +194,7 @@ def _run(cfg: Config, out: Path, resume: bool, env: Env) -> dict:
     task.set_train(True)
 
     # ---- loop
-    batches = Prefetch(train_loader(cfg, sets.train, env, step), lambda b, s: ready(b, cfg, task, env.device, s), step,
+    batches = Prefetch(train_loader(cfg, sets.train, env, step), lambda b, s: ready(b, cfg, task, env.device, s, env.rank), step,
                        cfg.data.prefetch)
     val = ValSet(sets.val, cfg.data.batch_size, env) if sets.val is not None else None
     recipe = config.to_dict(cfg)
@@ -358,7 +358,15 @@ def load_weights(model: torch.nn.Module, path: str) -> dict:
         raise ConfigError(f"model.init: {e}") from None
     if blob["arch"] != model.arch:
         raise ConfigError(f"model.init: {path} holds {blob['arch']!r}, not {model.arch!r}")
-    model.load_state_dict(blob["state_dict"])
+    # A network may add parameters to its family's (``fresh_prefixes``, e.g. a hint network's
+    # ``hint_`` layers): those a checkpoint lacks keep their initialisation; nothing else may differ.
+    missing, unexpected = model.load_state_dict(blob["state_dict"], strict=False)
+    fresh = getattr(model, "fresh_prefixes", ())
+    missing = [k for k in missing if not k.startswith(fresh)] if fresh else missing
+    if missing or unexpected:
+        raise ConfigError(f"model.init: {path} does not fit {model.arch} with {model.arch_kwargs}: "
+                          f"{len(missing)} missing weight(s) ({', '.join(missing[:2]) or '-'}), "
+                          f"{len(unexpected)} unexpected ({', '.join(unexpected[:2]) or '-'})")
     return blob.get("meta") or {}
 
 

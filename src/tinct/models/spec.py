@@ -37,6 +37,8 @@ class ModelSpec:
         bins: the bin set of a ``"bins"`` model (``"313"``: Zhang's in-gamut bins,
             ``"16x16"``: the uniform grid); None for every other kind.
         in_channels: input channels: 1 (L_n) for colorizers, 3 (L_n, ab_n) for a critic.
+        hints: ``forward`` also takes colour hints (``tinct.hints``: a local map and a
+            global hint, both optional).
     """
 
     output: Output
@@ -44,6 +46,7 @@ class ModelSpec:
     native_size: int
     bins: BinSet | None = None
     in_channels: int = 1
+    hints: bool = False
 
     def __post_init__(self):
         if self.output not in OUTPUTS:

@@ -109,7 +109,7 @@ class ClassificationTask(Task):
     def loss(self, net: nn.Module, batch: dict, terms: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, {"acc", and with ``terms`` "ce" and each term}) for a batch."""
         x = batch.get("L_work", batch["L_n"])
-        logits = net(x)  # (B, Q, h, w)
+        logits = net(x, **hint_inputs(batch))  # (B, Q, h, w)
         grid = self._grids.setdefault(tuple(x.shape[-2:]), tuple(logits.shape[-2:]))
         ready = batch.get("targets")
         ab_n, labels, soft = ready[1:] if ready is not None and ready[0] == grid else self.targets(batch, grid)
@@ -137,3 +137,8 @@ class ClassificationTask(Task):
 
     def state_dict(self) -> dict:
         return super().state_dict() | {"prior": None if self.prior is None else torch.from_numpy(self.prior)}
+
+
+def hint_inputs(batch: dict) -> dict:
+    """The colour hints of a batch (``data.hints``), as a hint network's keyword arguments."""
+    return {k: batch[k] for k in ("hints", "global_hint") if k in batch}
