@@ -31,7 +31,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -211,7 +211,7 @@ def _coordinate(text: str, axis: str) -> int | float:
 
 def parse_hint(text: str) -> Hint:
     """``"X,Y,COLOUR"`` -> :class:`Hint`: ``"120,340,#3050c0"`` (pixels), ``"0.5,0.2,red"``
-    (fractions: a number with a decimal point). The colour may hold commas (``rgb(...)``).
+    (fractions: either number has a decimal point). The colour may hold commas (``rgb(...)``).
 
     Raises:
         HintError: naming the bad part.
@@ -220,7 +220,10 @@ def parse_hint(text: str) -> Hint:
     if len(parts) < 3 or not parts[2].strip():
         raise HintError(f"hint {text!r}: expected X,Y,COLOUR (e.g. 120,340,#3050c0 or 0.5,0.2,red)")
     try:
-        return Hint(_coordinate(parts[0], "x"), _coordinate(parts[1], "y"), parts[2].strip())
+        x, y = _coordinate(parts[0], "x"), _coordinate(parts[1], "y")
+        if isinstance(x, float) or isinstance(y, float):  # "0,0.5": fractions both
+            x, y = float(x), float(y)
+        return Hint(x, y, parts[2].strip())
     except HintError as e:
         raise HintError(f"hint {text!r}: {e}") from None
 
@@ -241,6 +244,9 @@ class Guide:
 
     def __post_init__(self):
         self.points = list(self.points)
+        if isinstance(self.point_size, bool) or not isinstance(self.point_size, int) \
+                or not 1 <= self.point_size <= MAX_POINT_SIZE:
+            raise HintError(f"point size must be a whole number from 1 to {MAX_POINT_SIZE}, got {self.point_size!r}")
         if len(self.points) > MAX_POINTS:
             raise HintError(f"{len(self.points)} hints: at most {MAX_POINTS} points per photo")
         if self.reference is not None and tuple(self.reference.shape) != (GLOBAL_DIM,):
@@ -274,11 +280,13 @@ class Guide:
         return self.reference if self.reference is not None else torch.zeros(GLOBAL_DIM)
 
     def merged(self, other: "Guide | None") -> "Guide":
-        """This guide's points then ``other``'s; ``other``'s reference where it has one."""
+        """This guide's points then ``other``'s (each keeping its guide's size); ``other``'s
+        reference where it has one."""
         if not other:
             return self
         ref = other.reference if other.reference is not None else self.reference
-        return Guide(self.points + other.points, ref, self.point_size)
+        theirs = [p if p.size else replace(p, size=other.point_size) for p in other.points]
+        return Guide(self.points + theirs, ref, self.point_size)
 
 
 def guide(points=None, reference=None, point_size: int = DEFAULT_POINT_SIZE) -> Guide:
