@@ -11,6 +11,11 @@ CPU it runs the default model several times faster than eager PyTorch (figures i
 docs/PERFORMANCE.md). A checkpoint is exported once, on first use, into
 ``$TINCT_CACHE_DIR/onnx`` (default ``~/.cache/tinct/onnx``), named by the hash of the
 weight file, so a changed checkpoint is never served from a stale export.
+
+A hint network (``spec.hints``, :mod:`tinct.hints`) runs on PyTorch only: the export has
+no hint inputs yet, so ``backend="auto"`` picks torch for it, ``"onnx"`` refuses it and
+:func:`export_onnx` refuses to write one. Its torch backend takes the hint inputs, and
+with none gives it the zero map and zero global hint it was trained with for "no hints".
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 
 from .checkpoint import CheckpointError
 from .errors import EXIT_USAGE, TinctError, first_line
+from .hints import empty as empty_hints
 from .io import atomic_write
 from .models import spec_of
 from .paths import cache_dir
@@ -56,14 +62,27 @@ class TorchBackend:
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
+        self.takes_hints = spec_of(model).hints
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self.device)).float().cpu()
+    def __call__(self, x: torch.Tensor, hints: torch.Tensor | None = None,
+                 global_hint: torch.Tensor | None = None) -> torch.Tensor:
+        """``hints`` ``(B, 3, h, w)`` and ``global_hint`` ``(B, 314)``: a hint network's
+        inputs (None: no hint; only a hint network takes them)."""
+        x = x.to(self.device)
+        if not self.takes_hints:
+            if hints is not None or global_hint is not None:
+                raise ValueError("this network takes no hints")
+            return self.model(x).float().cpu()
+        none_local, none_global = empty_hints(x.shape[0], x.shape[2], x.shape[3], self.device)
+        hints = none_local if hints is None else hints.to(self.device)
+        global_hint = none_global if global_hint is None else global_hint.to(self.device)
+        return self.model(x, hints, global_hint).float().cpu()
 
 
 class OnnxBackend:
     name = "onnx"
+    takes_hints = False  # exports have the L_n input only
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         try:
@@ -114,6 +133,9 @@ def export_onnx(model: torch.nn.Module, meta: dict[str, Any], path: str | os.Pat
         raise BackendError("exporting to ONNX needs the onnx package: pip install onnx onnxscript") from e
 
     spec = spec_of(model)
+    if spec.hints:
+        raise BackendError("a hint model cannot be exported to ONNX yet (the export would have no hint inputs); "
+                           "it runs on the torch backend")
     model = model.eval().cpu()
     stride = spec.stride
     side = max(stride, example_size // stride * stride)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import budget, checkpoint, color
+from . import budget, checkpoint, color, hints as hints_
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchBackend, cached_onnx, onnx_available
 from .decode import bin_centers, decode_ab
 from .io import DEFAULT_MAX_PIXELS, ImageError, Photo, load_image, rgb_float
@@ -130,7 +130,9 @@ class Colorizer:
             net = OnnxBackend(path)
             return cls(None, net.meta, net=net)
         model, meta = checkpoint.load_model(path)
-        if backend == "torch" or (backend == "auto" and (str(device) != "cpu" or not onnx_available())):
+        if model.spec.hints and backend == "onnx":  # exports carry no hint inputs (tinct.backends)
+            raise BackendError(f"{path}: a hint model runs on the torch backend only; use --backend torch or auto")
+        if backend == "torch" or model.spec.hints or (backend == "auto" and (str(device) != "cpu" or not onnx_available())):
             return cls(model, meta, device)
         try:
             net = OnnxBackend(cached_onnx(path, model, meta))
@@ -142,7 +144,7 @@ class Colorizer:
 
     # ------------------------------------------------------------ public API
     def colorize(self, image, size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, hints=None, reference=None) -> Image.Image:
         """Colorize one image.
 
         Args:
@@ -151,6 +153,10 @@ class Colorizer:
             size: working size (short side the network sees); default: the model's own.
             saturation: multiplies the predicted ab (1 = as predicted, 0 = grey).
             temperature: annealed-mean temperature for distribution models.
+            hints: colour points, :class:`tinct.hints.Hint` or ``"X,Y,COLOUR"`` strings (a
+                hint model only, ``spec.hints``; docs/GUIDE.md).
+            reference: a colour photo (path, bytes, PIL image) whose palette guides the
+                whole result, or a ``(314,)`` global hint (a hint model only).
 
         Returns:
             8-bit RGB (or RGBA, when the input had alpha) PIL image of the input's pixel size.
@@ -158,22 +164,35 @@ class Colorizer:
         Raises:
             tinct.io.ImageError: an unreadable or damaged image, one over ``max_pixels``, or
                 over the memory budget (:meth:`check_budget`), or non-finite colours.
+            tinct.hints.HintError: bad hints, a reference that is not a colour image, or
+                hints for a model that takes none.
         """
-        return self.colorize_many([image], size, saturation, temperature, max_pixels=max_pixels)[0]
+        guide = hints_.guide(hints, reference) if hints is not None or reference is not None else None
+        return self.colorize_many([image], size, saturation, temperature, max_pixels=max_pixels, guides=[guide])[0]
 
     def colorize_many(self, images: Iterable, size: int | None = None, saturation: float = 1.0,
                       temperature: float | None = None, batch_size: int = 8,
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:
-        """Colorize several images; photos with the same working shape share a forward pass."""
+                      max_pixels: int = DEFAULT_MAX_PIXELS, guides=None) -> list[Image.Image]:
+        """Colorize several images; photos with the same working shape share a forward pass.
+        ``guides``: a :class:`tinct.hints.Guide` (or None) per image."""
+        if guides is not None and any(guides):
+            self.require_hints()
         photos = [self.read_photo(im, size, max_pixels) for im in images]
         L_full = [self.luminance(p.pixels) for p in photos]
         alphas, names = [p.alpha for p in photos], [p.name for p in photos]
         del photos  # L is all that is needed of the pixels from here (a caller's Photo stays theirs)
-        ab_small = self.predict_ab_batched(L_full, size, temperature, batch_size)
+        ab_small = self.predict_ab_batched(L_full, size, temperature, batch_size, guides)
         for name, ab in zip(names, ab_small):
             if not bool(torch.isfinite(ab).all()):
                 raise ImageError(f"{name}: the model's output is NaN or infinite (damaged or diverged weights?)")
         return [self.render(L, ab, saturation, a) for L, ab, a in zip(L_full, ab_small, alphas)]
+
+    def require_hints(self) -> None:
+        """Raise :class:`tinct.hints.HintError` unless this model takes hints."""
+        if not self.spec.hints:
+            onnx = " (an ONNX export has no hint inputs: give the checkpoint)" if self.model is None else ""
+            raise hints_.HintError(f"this model takes no hints{onnx}; use a hint model: --model default-hints once "
+                                   "it ships, or a checkpoint trained with model.kwargs.hints: true (docs/GUIDE.md)")
 
     def read_photo(self, image, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
         """A :class:`tinct.io.Photo` of ``image`` (as :meth:`colorize` takes it), refused from its
@@ -247,22 +266,25 @@ class Colorizer:
         size = int(size or self.size)
         return [size if s == 1.0 else max(self.spec.stride, int(round(size * s))) for s in sorted(self.scales, reverse=True)]
 
-    def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int) -> list[torch.Tensor]:
+    def predict_ab_batched(self, L_full: list[torch.Tensor], size, temperature, batch_size: int,
+                           guides=None) -> list[torch.Tensor]:
         """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes.
 
         With several scales, the raw outputs of each are resized to the largest scale's
         output grid and averaged, then decoded once.
         """
         sizes = self.working_sizes(size)
-        total = self.predict_raw_batched(L_full, sizes[0], batch_size)
+        total = self.predict_raw_batched(L_full, sizes[0], batch_size, guides)
         for s in sizes[1:]:
-            raw = self.predict_raw_batched(L_full, s, batch_size)
+            raw = self.predict_raw_batched(L_full, s, batch_size, guides)
             total = [t + F.interpolate(r[None], size=t.shape[-2:], mode="bilinear", align_corners=False)[0]
                      for t, r in zip(total, raw)]
         return [self.decode((t / len(sizes))[None], temperature)[0] for t in total]
 
-    def predict_raw_batched(self, L_full: list[torch.Tensor], size: int, batch_size: int) -> list[torch.Tensor]:
+    def predict_raw_batched(self, L_full: list[torch.Tensor], size: int, batch_size: int,
+                            guides=None) -> list[torch.Tensor]:
         """Full-resolution L's -> the network's raw output at working size ``size``, one tensor each.
+        ``guides``' points are rasterised onto each working grid (:meth:`tinct.hints.Guide.local`).
 
         Photos of one working shape share a forward pass, as many as the network's part of the
         memory budget holds (:func:`tinct.budget.batch_that_fits`)."""
@@ -276,7 +298,13 @@ class Colorizer:
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k:k + batch_size]
                 L_small = torch.stack([self.resize(L_full[i][None, None], shape)[0] for i in chunk])
-                raw = self.predict_raw(L_small)
+                chunk_guides = [guides[i] for i in chunk] if guides is not None else []
+                local = glob = None
+                if any(chunk_guides):
+                    none = hints_.Guide()
+                    local = torch.stack([(g or none).local(tuple(L_full[i].shape), shape) for g, i in zip(chunk_guides, chunk)])
+                    glob = torch.stack([(g or none).global_hint() for g in chunk_guides])
+                raw = self.predict_raw(L_small, local, glob)
                 for j, i in enumerate(chunk):
                     out[i] = raw[j]
         return out
@@ -292,13 +320,17 @@ class Colorizer:
         return self.decode(self.predict_raw(L), temperature)
 
     @torch.no_grad()
-    def predict_raw(self, L: torch.Tensor) -> torch.Tensor:
-        """L ``(B, 1, h, w)`` in [0, 100] -> the network's raw output, flip-averaged when the model says so."""
+    def predict_raw(self, L: torch.Tensor, local: torch.Tensor | None = None,
+                    glob: torch.Tensor | None = None) -> torch.Tensor:
+        """L ``(B, 1, h, w)`` in [0, 100] -> the network's raw output, flip-averaged when the model says so.
+        ``local`` ``(B, 3, h, w)``, ``glob`` ``(B, 314)``: hints (a hint model; the map is flipped with L)."""
         x = color.normalize_l(L).float()
+        hinted = local is not None or glob is not None
+        run = (lambda x, local: self.net(x, local, glob)) if hinted else (lambda x, local: self.net(x))
         if not self.flip:
-            return self.net(x)
-        y = self.net(x)  # the two passes one after the other: half the peak memory of one batch
-        return y.add_(self.net(x.flip(-1)).flip(-1)).mul_(0.5)
+            return run(x, local)
+        y = run(x, local)  # the two passes one after the other: half the peak memory of one batch
+        return y.add_(run(x.flip(-1), None if local is None else local.flip(-1)).flip(-1)).mul_(0.5)
 
     @torch.no_grad()
     def decode(self, y: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
