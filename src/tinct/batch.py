@@ -12,6 +12,11 @@ pass. Lookahead is bounded (``workers + batch_size`` photos decoding or decoded,
 scans cannot fill the memory. One bad file fails alone: its error is recorded and the rest
 go on: every failure (a damaged file, running out of memory, a full disk) becomes its one line
 through :func:`tinct.errors.describe`, and a batch that fails is retried photo by photo.
+
+Colour hints (docs/GUIDE.md): :func:`shared_guide` gathers the hints every photo gets
+(``--hint``, ``--hints FILE``, ``--reference``); with ``--hints-dir DIR`` each photo also
+gets the points of its own file, ``DIR/<its path under its input folder, without the
+extension>.hints.json`` (:func:`hints_file_for`), read beside the photo's decoding.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Callable
 from PIL import Image
 
 from .errors import describe
+from .hints import DEFAULT_POINT_SIZE, Guide, guide, load_hints
 from .io import INPUT_EXTS, OUTPUT_FORMATS, Photo, find_images, load_image, save_image
 
 BATCH_PIXELS = 8_000_000  # photos colorized together; a bigger photo goes alone
@@ -180,23 +186,66 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return i, n
 
 
+def shared_guide(points=(), hints_file: str | Path | None = None, reference: str | Path | None = None,
+                 point_size: int = DEFAULT_POINT_SIZE) -> Guide | None:
+    """The hints every photo of a run gets: ``points`` (Hints), then a hints file's, and a
+    reference photo (over the file's own reference); None when there are none.
+
+    Raises:
+        tinct.hints.HintError: a bad hints file or reference (the message names it).
+    """
+    shared = guide(points, reference, point_size)
+    if hints_file is not None:
+        ref = shared.reference
+        shared = shared.merged(load_hints(hints_file))
+        shared.reference = shared.reference if ref is None else ref
+    return shared or None
+
+
+def hints_file_for(src: Path, dst: Path, out_dir: Path, hints_dir: str | Path) -> Path:
+    """A photo's own hints file: ``hints_dir/<its path under its input folder, extension
+    dropped>.hints.json`` (``photos/a/b.jpg`` given as ``photos`` -> ``hints_dir/a/b.hints.json``;
+    the output's place under ``out_dir`` tells the sub-folders)."""
+    try:
+        sub = dst.relative_to(out_dir).parent
+    except ValueError:
+        sub = Path()
+    return Path(hints_dir) / sub / f"{src.stem}.hints.json"
+
+
+def count_hints_files(jobs: list[tuple[Path, Path]], out_dir: Path, hints_dir: str | Path) -> int:
+    """How many of the jobs' photos have their own hints file in ``hints_dir``."""
+    return sum(hints_file_for(src, dst, out_dir, hints_dir).is_file() for src, dst in jobs)
+
+
 def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, saturation=1.0, temperature=None,
                    max_pixels: int, workers: int = 2, batch_size: int = 4,
-                   on_progress: Callable[[Path, str | None], None] = lambda src, error: None) -> BatchResult:
+                   on_progress: Callable[[Path, str | None], None] = lambda src, error: None,
+                   hints: Guide | None = None, hints_dir: str | Path | None = None,
+                   out_dir: Path | None = None) -> BatchResult:
     """Colorize ``(input, output)`` pairs; ``on_progress(src, error_or_None)`` after each file.
 
     Each image is refused from its header when over ``max_pixels`` or the colorizer's memory
-    budget (:meth:`tinct.Colorizer.check_budget`), before it is decoded.
+    budget (:meth:`tinct.Colorizer.check_budget`), before it is decoded. ``hints`` guide
+    every photo; with ``hints_dir``, each photo's own file (:func:`hints_file_for`, outputs
+    under ``out_dir``) adds its points (a bad one fails that photo alone).
     """
 
-    def load(src: Path) -> Photo:
-        return load_image(src, max_pixels, check=lambda w, h, mode: colorizer.check_budget((h, w), size, mode))
+    def load(src: Path, dst: Path) -> tuple[Photo, Guide | None]:
+        photo = load_image(src, max_pixels, check=lambda w, h, mode: colorizer.check_budget((h, w), size, mode))
+        own = None
+        if hints_dir is not None:
+            path = hints_file_for(src, dst, out_dir or dst.parent, hints_dir)
+            own = load_hints(path) if path.is_file() else None
+        return photo, (hints or Guide()).merged(own) if hints or own else None
 
-    def colorize(batch: list[tuple[Path, Path, Photo]]) -> list:
+    def colorize(batch: list[tuple[Path, Path, Photo, Guide | None]]) -> list:
         """The outputs of a batch, or for a failing batch of several, photo by photo: an image
         or the failure's message for each."""
         try:
-            return colorizer.colorize_many([p for _, _, p in batch], size, saturation, temperature, batch_size)
+            guides = [g for *_, g in batch] if any(g for *_, g in batch) else None
+            return colorizer.colorize_many([p for _, _, p, _ in batch], size, saturation, temperature, batch_size,
+                                           guides=guides)
         except Exception as e:
             if describe(e) is None:
                 raise
@@ -228,16 +277,16 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
             # Keep the decoders busy, within the pixel window.
             while todo and len(loading) < workers + (batch_size if last_pixels < 2_000_000 else 0):
                 src, dst = todo.popleft()
-                loading.append((src, dst, pool.submit(load, src)))
+                loading.append((src, dst, pool.submit(load, src, dst)))
             # The next decoded photos, in order, as one batch (what is decoded already, within BATCH_PIXELS).
-            batch: list[tuple[Path, Path, Photo]] = []
+            batch: list[tuple[Path, Path, Photo, Guide | None]] = []
             pixels = 0
             while loading and len(batch) < batch_size:
                 src, dst, fut = loading[0]
                 if batch and not fut.done():
                     break
                 try:
-                    photo = fut.result()
+                    photo, photo_guide = fut.result()
                 except Exception as e:
                     if describe(e) is None:
                         raise
@@ -248,13 +297,13 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                 if batch and pixels + n > BATCH_PIXELS:
                     break
                 loading.popleft()
-                batch.append((src, dst, photo))
+                batch.append((src, dst, photo, photo_guide))
                 pixels += n
             if not batch:
                 continue
             images = colorize(batch)
             finish_saves(block=len(saving) >= 2)  # bound the outputs waiting to be encoded
-            for (src, dst, _), image in zip(batch, images):
+            for (src, dst, *_), image in zip(batch, images):
                 if isinstance(image, str):
                     _fail(result, on_progress, src, image)
                 else:
