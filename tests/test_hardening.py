@@ -4,7 +4,6 @@ reported (images, checkpoints, videos), Pillow's globals untouched, and the smal
 from __future__ import annotations
 
 import io
-import json
 import os
 import struct
 import zlib

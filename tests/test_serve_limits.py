@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_photo
-from test_serve import _bytes, _png_header_only, _post, make_client, models  # noqa: F401 - fixtures
+from test_serve import _bytes, _png_header_only, _post
 from tinct.budget import DEFAULT_BUDGET, MemoryBudgetError
 from tinct.serve import limits
 
