@@ -142,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-megapixels", type=_positive_float, default=40, help="largest image, 413 above (default 40)")
     s.add_argument("--workers", type=_positive_int, default=1, help="colorizations run at once (default 1)")
     s.add_argument("--queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
+    # Limits (docs/SERVE.md): None leaves ServeSettings' default, which the help states.
+    s.add_argument("--max-job-mb", type=_positive_float, help="memory one colorization may need, model and runtimes "
+                   "included, estimated from the header before decoding; 413 above (default 2200)")
+    s.add_argument("--header-timeout", type=_positive_float, metavar="S",
+                   help="seconds for a request's line and headers to arrive, then the connection is closed (default 10)")
+    s.add_argument("--body-timeout", type=_positive_float, metavar="S",
+                   help="seconds for a request's body to arrive after its headers, then 408 (default 60)")
+    s.add_argument("--max-connections", type=_positive_int, help="connections served at once, 503 beyond; "
+                   "must exceed --workers + --queue (default 100)")
+    s.add_argument("--allowed-host", dest="allowed_hosts", action="append", metavar="HOST",
+                   help="a Host name accepted besides localhost and --host (400 for others); repeat for several, "
+                        "'*' accepts any")
+    s.add_argument("--vote-interval", type=_non_negative_float, metavar="S",
+                   help="seconds between two votes of one study session, 429 sooner (default 1)")
+    s.add_argument("--votes-per-hour", type=_positive_int, help="votes one study session may cast in any hour, "
+                   "429 beyond (default 300)")
 
     v = sub.add_parser("video", help="colorize a video without flicker, keeping frame rate and audio",
                        description="Colorize a video (any container/codec FFmpeg reads). Frame rate, resolution, "
@@ -388,6 +404,10 @@ def cmd_video(args) -> int:
 
 
 # --------------------------------------------------------------------- serve
+SERVE_LIMITS = ("max_job_mb", "header_timeout", "body_timeout", "max_connections", "allowed_hosts",
+                "vote_interval", "votes_per_hour")  # ServeSettings fields set by flags of the same name
+
+
 def cmd_serve(args) -> int:
     from .checkpoint import CheckpointError
 
@@ -396,9 +416,11 @@ def cmd_serve(args) -> int:
     except ImportError as e:
         return _error(f"the server needs its dependencies ({e.name}); pip install -e .")
     try:
+        limits = {k: getattr(args, k) for k in SERVE_LIMITS if getattr(args, k) is not None}
         settings = serve.ServeSettings(models=args.models or ["default"], host=args.host, port=args.port, db=Path(args.db),
                                        study_data=args.study_data, max_upload_mb=args.max_upload_mb,
-                                       max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue)
+                                       max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue,
+                                       **limits)
         models = serve.load_models(settings.models)
     except ValueError as e:
         return _error(str(e))
