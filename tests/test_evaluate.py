@@ -84,7 +84,8 @@ def _results_with_perfect_model() -> report.Results:
         for m, psnr in (("perfect", math.inf), ("other", 20.0)):
             row = {"photo": photo, "model": m, "psnr": psnr, "ssim": 1.0 if m == "perfect" else 0.5,
                    "auc_ab": 1.0, "cf": 10.0, "cf_gt": 10.0, "dcf": 0.0, "ciede2000": 0.0,
-                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1, "top1_conf_gt": 0.5}
+                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1, "top1_conf_gt": 0.5,
+                   "variety": 0.1, "variety_gt": 0.2, "chroma": 15.0, "chroma_gt": 16.0}
             res.rows.append(row)
     res.seconds = {"perfect": [0.01, 0.02], "other": [0.03, 0.03]}
     res.frechet = {"perfect": 0.0, "other": 3.0}
