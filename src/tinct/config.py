@@ -59,6 +59,11 @@ class DataConfig:
     # inference) while targets and loss terms see the crop at full size; [] = the crop.
     # Classification tasks only.
     work_sizes: list = field(default_factory=list)
+    # Augmentation of the network's input only (targets stay clean): a tinct.degrade preset
+    # ("old-print") applied to each training crop's L with probability degrade_p, drawn from
+    # (seed, step, position in the batch); null = off, and the batches are unchanged.
+    degrade: str | None = None
+    degrade_p: float = 0.5
 
 
 @dataclass
