@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import torch
+from conftest import make_photo
 
 from tinct import Colorizer, calibrate, checkpoint
+from tinct.cli import main
 from tinct.decode import decode_ab, decoding_prior
 from tinct.models import create_model
-from tinct.cli import main
-
-from conftest import make_photo
 
 
 @pytest.fixture(scope="module")

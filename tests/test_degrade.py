@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_photo
 
 from tinct import color, config, data, degrade, loader
 from tinct.degrade import Step
-
-from conftest import make_photo
 
 
 @pytest.fixture(scope="module")

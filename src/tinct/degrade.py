@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -132,7 +132,7 @@ def halftone(img, rng, scale, period=(2.5, 4.0), angle=(0.0, 90.0), strength=(0.
 def jpeg(img, rng, scale, quality=(20, 45)):
     """A low-quality JPEG round trip (Pillow), on the image rounded to 8 bits."""
     buf = io.BytesIO()
-    Image.fromarray(_to_u8(img), "L").save(buf, format="JPEG", quality=int(round(_draw(rng, quality))))
+    Image.fromarray(_to_u8(img), "L").save(buf, format="JPEG", quality=round(_draw(rng, quality)))
     buf.seek(0)
     with Image.open(buf) as im:
         return np.asarray(im.convert("L"), dtype=np.float64) / 255.0, None
@@ -156,7 +156,7 @@ def dust(img, rng, scale, count=(4, 30), radius=(0.5, 2.0), bright=0.5, opacity=
 
     img, h, w = img.copy(), *img.shape
     mask = np.zeros(img.shape, bool)
-    for _ in range(int(round(_draw(rng, count)))):
+    for _ in range(round(_draw(rng, count))):
         r, c = rng.uniform(0, h), rng.uniform(0, w)
         ry, rx = (max(_draw(rng, radius) * scale, 0.5) for _ in range(2))
         rr, cc = ellipse(r, c, ry, rx, shape=img.shape, rotation=rng.uniform(0, np.pi))
@@ -184,7 +184,7 @@ def scratches(img, rng, scale, count=(1, 5), width=(1.0, 2.0), length=(0.3, 1.0)
     img, h, w = img.copy(), *img.shape
     mask = np.zeros(img.shape, bool)
     side = max(h, w)
-    for _ in range(int(round(_draw(rng, count)))):
+    for _ in range(round(_draw(rng, count))):
         r0, c0 = rng.uniform(0, h), rng.uniform(0, w)
         a = rng.uniform(0, np.pi) if rng.random() < 0.5 else np.pi / 2 + rng.normal(0, 0.15)  # half near vertical
         n = _draw(rng, length) * side
@@ -209,10 +209,10 @@ def cracks(img, rng, scale, count=(1, 3), segments=(8, 20), step=(6.0, 14.0), wi
 
     img, h, w = img.copy(), *img.shape
     mask = np.zeros(img.shape, bool)
-    for _ in range(int(round(_draw(rng, count)))):
+    for _ in range(round(_draw(rng, count))):
         r, c, a = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, 2 * np.pi)
         one = np.zeros(img.shape, bool)
-        for _ in range(int(round(_draw(rng, segments)))):
+        for _ in range(round(_draw(rng, segments))):
             a += rng.normal(0, 0.5)
             n = _draw(rng, step) * scale
             r1, c1 = np.clip(r + n * np.sin(a), 0, h - 1), np.clip(c + n * np.cos(a), 0, w - 1)
