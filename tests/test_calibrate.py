@@ -138,3 +138,17 @@ def test_cli_calibrate_prior_powers(tiny_checkpoint, val, tmp_path, capsys):
     assert col.prior_power == meta["prior_power"]
     if meta["prior_power"]:
         assert len(meta["ab_prior"]) == 313 and col.log_prior.shape == (313,)
+
+
+def test_colorizer_decodes_with_the_checkpoints_prior(tmp_path, tiny_checkpoint):
+    model, meta = checkpoint.load_model(tiny_checkpoint)
+    prior = decoding_prior(np.arange(313.0) ** 2)
+    path = tmp_path / "p.safetensors"
+    checkpoint.save(path, model, meta | {"prior_power": 0.5, "ab_prior": prior.tolist()})
+    col, base = Colorizer.load(path, backend="torch"), Colorizer.load(tiny_checkpoint, backend="torch")
+    y = torch.randn(1, 313, 4, 4)
+    expected = decode_ab(y, col.spec, 0.38, log_prior=torch.from_numpy(np.log(prior)).float(), prior_power=0.5)
+    assert torch.allclose(col.decode(y), expected) and not torch.allclose(col.decode(y), base.decode(y))
+    checkpoint.save(path, model, meta | {"prior_power": 0.5})
+    with pytest.raises(ValueError, match="ab_prior"):
+        Colorizer.load(path, backend="torch")
