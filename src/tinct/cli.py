@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize the short side to N and centre-crop NxN first (quality targets use 256)")
     e.add_argument("--limit", type=_positive_int, default=None, metavar="K", help="only the first K photos, sorted by path")
     e.add_argument("--out", default="eval_report", metavar="REPORT_DIR", help="report folder (default: eval_report/)")
+    e.add_argument("--degrade", default=None, metavar="NAME", help="degrade the grey input first: old-print (the truth stays clean)")
+    e.add_argument("--degrade-seed", type=int, default=0, metavar="N", help="seed of --degrade (default 0)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     k = sub.add_parser("calibrate", help="choose a model's decoding on validation photos and write it into the checkpoint",
@@ -123,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--scales", type=_scale_set, nargs="+", default=None,
                    help="multi-scale sets, each comma-separated multipliers of the working size, e.g. 1 0.8,1.4")
     k.add_argument("--gains", type=float, nargs="+", default=None, help="chroma gains")
+    k.add_argument("--prior-powers", type=float, nargs="+", default=None,
+                   help="prior corrections: logits minus P x log(training ab prior) (bin models; 0 = off)")
+    k.add_argument("--prior-data", default=None, metavar="DIR", help="training photos to estimate the ab prior from "
+                                                                      "(default: the model's own ab_prior)")
+    k.add_argument("--prior-side", type=_size, default=144, metavar="N", help="their squares' side, as trained (144)")
+    k.add_argument("--max-chroma-gap", type=float, default=None, metavar="F",
+                   help="also require median chroma within F (e.g. 0.1) of the originals'")
+    k.add_argument("--maximize", choices=["psnr", "variety"], default="psnr", help="what the chosen setting maximises (psnr)")
     k.add_argument("--max-dcf", type=float, default=5.0, help="colourfulness distance allowed from the originals' (5)")
     k.add_argument("--top1", action="store_true", help="also measure semantic agreement (an ImageNet classifier's top-1)")
     k.add_argument("--out", default=None, metavar="FILE", help="write the calibrated model here (.safetensors or .pt)")
@@ -317,7 +327,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import UsageError, run
 
     try:
-        results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet)
+        results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet,
+                      degradation=args.degrade, degrade_seed=args.degrade_seed)
     except UsageError as e:
         return _error(str(e))
     except CheckpointError as e:
@@ -337,7 +348,8 @@ def cmd_calibrate(args) -> int:
     try:
         run(args.model, args.data, args.crop, args.limit, args.sizes, args.temperatures,
             None if args.flip is None else [bool(f) for f in args.flip], args.scales, args.gains, args.max_dcf,
-            args.top1, args.out)
+            args.top1, args.out, prior_powers=args.prior_powers, prior_data=args.prior_data, prior_side=args.prior_side,
+            max_chroma_gap=args.max_chroma_gap, maximize=args.maximize)
     except (FileNotFoundError, ImageError) as e:
         return _error(str(e))
     except CheckpointError as e:
