@@ -1,4 +1,5 @@
-"""Shared fixtures: photos generated on the fly and a tiny random-weight checkpoint."""
+"""Shared fixtures: photos generated on the fly, a tiny random-weight checkpoint, and the
+server tests' ``models`` (loaded once per module) and ``make_client``."""
 
 from __future__ import annotations
 
@@ -46,3 +47,35 @@ def tiny_colorizer(tiny_checkpoint):
     from tinct import Colorizer
 
     return Colorizer.load(tiny_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_checkpoint):
+    """The tiny checkpoint loaded as ``tinct serve`` loads it, as model "tiny"."""
+    from tinct.serve import load_models
+
+    return load_models([f"tiny={tiny_checkpoint}"])
+
+
+@pytest.fixture
+def make_client(models, tmp_path):
+    """make_client(**settings) -> a TestClient of a fresh app (lifespan run), closed after the test."""
+    import warnings
+
+    from tinct.serve import ServeSettings, create_app
+
+    with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 and warns about httpx; both work
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    clients = []
+
+    def make(**overrides):
+        settings = ServeSettings(**{"models": ["tiny"], "db": tmp_path / "db" / "study.sqlite", **overrides})
+        client = TestClient(create_app(settings, models=models), raise_server_exceptions=False,
+                            base_url="http://localhost")  # an allowed Host (TestClient's default, testserver, is not)
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -127,3 +127,51 @@ def test_console_script_runs(tmp_path):
     r = subprocess.run([str(exe), "colorize", str(src), "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "out" / "g.png").size == (48, 32)
+
+
+# ---------------------------------------------------------------- tinct serve's flags
+SERVE_FLAGS = {"--max-job-mb": ("max_job_mb", "1800", 1800.0), "--header-timeout": ("header_timeout", "4", 4.0),
+               "--body-timeout": ("body_timeout", "30", 30.0), "--max-connections": ("max_connections", "50", 50),
+               "--vote-interval": ("vote_interval", "0.5", 0.5), "--votes-per-hour": ("votes_per_hour", "100", 100)}
+
+
+def _serve_settings(monkeypatch, tmp_path, *flags: str):
+    """The ServeSettings ``tinct serve FLAGS`` would run with (models and the server stubbed out)."""
+    serve = pytest.importorskip("tinct.serve")
+    seen = []
+    monkeypatch.setattr(serve, "load_models", lambda specs: {})
+    monkeypatch.setattr(serve, "run", lambda settings, models: seen.append(settings))
+    assert main(["serve", "--db", str(tmp_path / "votes.sqlite"), *flags]) == 0
+    return seen[0]
+
+
+def test_serve_limit_flags_reach_serve_settings(monkeypatch, tmp_path):
+    flags = [x for flag, (_, text, _) in SERVE_FLAGS.items() for x in (flag, text)]
+    settings = _serve_settings(monkeypatch, tmp_path, *flags, "--allowed-host", "a.example", "--allowed-host", "b.example")
+    for flag, (field, _, value) in SERVE_FLAGS.items():
+        assert getattr(settings, field) == value, flag
+    assert settings.allowed_hosts == ["a.example", "b.example"]
+
+
+def test_serve_flags_default_to_serve_settings_and_say_so(monkeypatch, tmp_path, capsys):
+    from tinct.serve import ServeSettings
+
+    settings, defaults = _serve_settings(monkeypatch, tmp_path), ServeSettings()
+    for field, _, _ in SERVE_FLAGS.values():
+        assert getattr(settings, field) == getattr(defaults, field), field
+    assert settings.allowed_hosts == []
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, (field, _, _) in SERVE_FLAGS.items():
+        assert flag in text and f"(default {getattr(defaults, field):g})" in text, flag
+    assert "--allowed-host HOST" in text
+
+
+def test_serve_flag_out_of_range_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    serve = pytest.importorskip("tinct.serve")
+    monkeypatch.setattr(serve, "run", lambda settings, models: pytest.fail("must not serve"))
+    assert main(["serve", "--db", str(tmp_path / "v.sqlite"), "--max-connections", "3"]) == 2  # <= workers + queue
+    assert "max_connections must exceed workers + queue" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", "--body-timeout", "0"])

@@ -84,7 +84,8 @@ def _results_with_perfect_model() -> report.Results:
         for m, psnr in (("perfect", math.inf), ("other", 20.0)):
             row = {"photo": photo, "model": m, "psnr": psnr, "ssim": 1.0 if m == "perfect" else 0.5,
                    "auc_ab": 1.0, "cf": 10.0, "cf_gt": 10.0, "dcf": 0.0, "ciede2000": 0.0,
-                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1, "top1_conf_gt": 0.5}
+                   "hist_intersection": 1.0, "top1": 1, "top1_gt": 1, "top1_agree": 1, "top1_conf_gt": 0.5,
+                   "variety": 0.1, "variety_gt": 0.2, "chroma": 15.0, "chroma_gt": 16.0}
             res.rows.append(row)
     res.seconds = {"perfect": [0.01, 0.02], "other": [0.03, 0.03]}
     res.frechet = {"perfect": 0.0, "other": 3.0}
@@ -128,7 +129,8 @@ def test_cli_evaluate_end_to_end(data, tiny_model, tmp_path):
         assert 0 <= float(r["auc_ab"]) <= 1 and -1 <= float(r["ssim"]) <= 1 and r["top1_agree"] in ("0", "1")
         assert float(r["dcf"]) == pytest.approx(abs(float(r["cf"]) - float(r["cf_gt"])), abs=1e-5)
         if r["model"] == "gray":
-            assert float(r["cf"]) == 0.0
+            assert float(r["cf"]) == 0.0 and float(r["variety"]) == 0.0  # neutral: no variety (docs/EVALUATION.md)
+        assert 0 <= float(r["variety"]) <= 1 and 0 <= float(r["variety_gt"]) <= 1 and float(r["chroma"]) >= 0
     for p in ("photo0.png", "photo1.png", "sub/photo2.png"):  # the original's confidence: one value per photo
         confs = {r["top1_conf_gt"] for r in rows if r["photo"] == p}
         assert len(confs) == 1 and 0 < float(confs.pop()) <= 1
@@ -138,6 +140,12 @@ def test_cli_evaluate_end_to_end(data, tiny_model, tmp_path):
     assert list(summary["models"]) == models and summary["n_photos"] == 3
     md = (out / "summary.md").read_text()
     assert all(f"| {m} |" in md for m in models)
+    assert "## Medians over photos" in md and "| originals |" in md
+    med = summary["medians"]
+    gt = [float(r["variety_gt"]) for r in rows if r["model"] == "gray"]
+    assert med["<originals>"]["variety"]["median"] == pytest.approx(float(np.median(gt)))
+    assert med["gray"]["variety"]["median"] == 0.0 and set(summary["originals"]) == {"cf", "variety", "chroma"}
+    assert "variety" in summary["paired"]["models"]["mean-ab"]
 
     # The gallery shows every model's output for every photo, by relative paths that exist.
     page = (out / "gallery.html").read_text()
@@ -226,3 +234,32 @@ def test_paired_differences_resample_photos():
     assert summary["paired"]["reference"] == "A" and list(summary["paired"]["models"]) == ["B"]
     md = report.summary_markdown(summary)
     assert "## Paired differences from A" in md and "| B | **+0.5" in md
+
+
+# ----------------------------------------------------------------- degraded inputs
+def test_grey_input_degraded_is_seeded_per_photo(data):
+    truth = evaluate.load_truth(data / "photo1.png")
+    clean = evaluate.grey_input(truth, "photo1.png")
+    assert clean.dtype == np.float32 and clean.ndim == 3  # unchanged without a degradation
+    a = evaluate.grey_input(truth, "photo1.png", "old-print", seed=0)
+    assert a.dtype == np.uint8 and a.shape == truth.shape[:2]
+    assert np.array_equal(a, evaluate.grey_input(truth, "photo1.png", "old-print", seed=0))
+    assert not np.array_equal(a, evaluate.grey_input(truth, "photo1.png", "old-print", seed=1))
+    assert not np.array_equal(a, evaluate.grey_input(truth, "other.png", "old-print", seed=0))
+
+
+def test_cli_evaluate_degrade(data, tmp_path, capsys):
+    """--degrade changes what the models see, not the truth; a bad name is a usage error."""
+    runs = {}
+    for name, extra in (("clean", []), ("old", ["--degrade", "old-print", "--degrade-seed", "3"])):
+        out = tmp_path / name
+        assert main(["evaluate", "--data", str(data), "--out", str(out), "-q", "--model", "gray", *extra]) == 0
+        runs[name] = _read_csv(out / "metrics.csv")
+    for c, o in zip(runs["clean"], runs["old"]):
+        assert c["cf_gt"] == o["cf_gt"] and c["variety_gt"] == o["variety_gt"]  # the same truth
+        assert o["psnr"] != c["psnr"] and o["ssim"] != c["ssim"]  # another input
+    cfg = json.loads((tmp_path / "old" / "summary.json").read_text())["config"]
+    assert cfg["degrade"] == "old-print" and cfg["degrade_seed"] == 3
+    assert main(["evaluate", "--data", str(data), "--out", str(tmp_path / "x"), "-q", "--model", "gray",
+                 "--degrade", "new-print"]) == 2
+    assert "old-print" in capsys.readouterr().err

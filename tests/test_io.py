@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io as _io
+
 import struct
 import subprocess
 import sys
@@ -156,6 +158,41 @@ def test_truncated_jpeg(tmp_path):
     bad.write_bytes(good.read_bytes()[:400])
     with pytest.raises(ImageError, match=r"cut\.jpg: cannot decode: truncated"):
         load_image(bad)
+
+
+def test_jpeg_damage_libjpeg_warns_about_fails(tmp_path):
+    """Pillow decodes a JPEG whose entropy-coded data libjpeg reports as corrupt ("Corrupt
+    JPEG data: ... extraneous bytes", "premature end of data segment") without a word;
+    tinct refuses it (a strict libjpeg-turbo pass), as a path, bytes and an open PIL image,
+    while the intact file and the flips libjpeg cannot notice still load."""
+    import simplejpeg
+    from PIL import Image
+
+    good = tmp_path / "good.jpg"
+    make_photo(128, 96, seed=2).save(good, quality=85)
+    data = good.read_bytes()
+    load_image(good)
+    warned = []
+    for pos in range(len(data) // 4, len(data) - 2, 7):
+        b = bytearray(data)
+        b[pos] ^= 0x10
+        try:
+            simplejpeg.decode_jpeg(bytes(b), colorspace="GRAY", min_factor=8, strict=True)
+        except ValueError:
+            try:
+                Image.open(_io.BytesIO(bytes(b))).load()  # Pillow alone: decodes it silently
+            except Exception:
+                continue
+            warned.append(bytes(b))
+        if len(warned) == 3:
+            break
+    assert len(warned) == 3
+    for i, b in enumerate(warned):
+        bad = tmp_path / f"bad{i}.jpg"
+        bad.write_bytes(b)
+        for src in (bad, b, Image.open(bad)):
+            with pytest.raises(ImageError, match=r"damaged image data \(Corrupt JPEG data"):
+                load_image(src)
 
 
 def test_missing_and_folder(tmp_path):

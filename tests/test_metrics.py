@@ -313,3 +313,55 @@ def test_ssim_rejects_tiny_images():
 def test_colourfulness_rejects_bad_input():
     with pytest.raises(ValueError):
         metrics.colourfulness(np.zeros((4, 4), dtype=np.float32))
+
+
+# ----------------------------------------------------------------- hue variety and chroma
+def _from_ab(ab: np.ndarray, L: float = 60.0) -> np.ndarray:
+    """float RGB of pixels with lightness L and the given ab ``(H, W, 2)`` (all in gamut)."""
+    from tinct import color
+
+    lab = np.concatenate([np.full(ab.shape[:2] + (1,), L), ab], -1).astype(np.float64)
+    return color.lab_to_rgb(lab).astype(np.float64)
+
+
+def _hues(angles_deg, chroma=20.0, rows=8) -> np.ndarray:
+    """Vertical stripes of equal area, one hue angle each, at one chroma."""
+    a = np.deg2rad(np.repeat(np.asarray(angles_deg, dtype=np.float64), 6))
+    ab = np.stack([chroma * np.cos(a), chroma * np.sin(a)], -1)[None].repeat(rows, 0)
+    return _from_ab(ab)
+
+
+def test_variety_of_one_hue_is_zero():
+    assert metrics.variety(_hues([40])) == pytest.approx(0.0, abs=1e-4)
+    # one hue at several chromas is still one hue: all ab vectors point the same way
+    a = np.deg2rad(40)
+    ab = np.stack([np.linspace(5, 30, 24) * np.cos(a), np.linspace(5, 30, 24) * np.sin(a)], -1)[None].repeat(8, 0)
+    assert metrics.variety(_from_ab(ab)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_variety_of_two_opposite_hues_is_one():
+    assert metrics.variety(_hues([30, 210])) == pytest.approx(1.0, abs=1e-4)
+    assert metrics.variety(_hues([0, 120, 240])) == pytest.approx(1.0, abs=1e-4)  # three hues cancelling
+
+
+def test_variety_of_hues_a_quarter_turn_apart():
+    # two unit vectors 90 degrees apart: |mean| = sqrt(2) / 2, so variety = 1 - 0.7071
+    assert metrics.variety(_hues([10, 100])) == pytest.approx(1 - math.sqrt(0.5), abs=1e-4)
+
+
+def test_variety_of_a_neutral_image_is_zero():
+    assert metrics.variety(_solid((0.4, 0.4, 0.4))) == 0.0
+    assert metrics.variety(np.zeros((12, 12, 3), np.float32)) == 0.0
+
+
+def test_chroma_is_the_mean_ab_length():
+    assert metrics.chroma(_hues([30, 210], chroma=20.0)) == pytest.approx(20.0, abs=1e-3)
+    assert metrics.chroma(_solid((0.4, 0.4, 0.4))) < 0.01  # grey: only the D65 white point's rounding
+
+
+def test_variety_and_chroma_reject_bad_input():
+    for fn in (metrics.variety, metrics.chroma):
+        with pytest.raises(ValueError):
+            fn(np.zeros((4, 4), np.float32))
+        with pytest.raises(ValueError):
+            fn(np.zeros((4, 4, 3), np.uint8))

@@ -16,43 +16,15 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 import zlib
 
 import pytest
 from PIL import Image
 
 from tinct.cli import main
-from tinct.serve import ServeSettings, create_app, load_models
 from tinct.serve.jobs import Busy, JobPool
 from tinct.serve.study import VoteLimits, VoteStore, wilson_interval
 from conftest import make_photo
-
-with warnings.catch_warnings():  # starlette >= 1.x prefers httpx2 and warns about httpx; both work
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-
-@pytest.fixture(scope="module")
-def models(tiny_checkpoint):
-    return load_models([f"tiny={tiny_checkpoint}"])
-
-
-@pytest.fixture
-def make_client(models, tmp_path):
-    """make_client(**settings) -> a TestClient of a fresh app (lifespan run), closed after the test."""
-    clients = []
-
-    def make(**overrides):
-        settings = ServeSettings(**{"models": ["tiny"], "db": tmp_path / "db" / "study.sqlite", **overrides})
-        client = TestClient(create_app(settings, models=models), raise_server_exceptions=False,
-                            base_url="http://localhost")  # an allowed Host (TestClient's default, testserver, is not)
-        clients.append(client.__enter__())
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def _bytes(im: Image.Image, fmt: str = "JPEG") -> bytes:

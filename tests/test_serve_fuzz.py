@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from conftest import make_photo
-from test_serve import make_client, models  # noqa: F401 - fixtures
 
 N_FAST, N_SLOW = 300, 3000
 COLORIZE_STATUSES = {200, 400, 408, 413, 415, 422, 503}

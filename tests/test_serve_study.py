@@ -9,7 +9,6 @@ import time
 import pytest
 
 from conftest import make_photo
-from test_serve import make_client, models  # noqa: F401 - fixtures
 from tinct.serve import study_web
 from tinct.serve.study import TooFast, VoteLimits, VoteStore, wilson_interval
 

@@ -615,3 +615,35 @@ def test_intra_op_threads_share_the_cores(monkeypatch):
     assert intra_op_threads(0) == 4
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert intra_op_threads(0) == 1
+
+
+def test_depthwise_convolutions_stay_float32_under_bf16_autocast():
+    """precision.Autocast on a CPU keeps depthwise convolutions in float32 (their bfloat16
+    backward is slow there) and every other convolution in bfloat16; outside autocast the
+    network computes exactly what it did, and its state-dict keys are unchanged."""
+    from tinct import precision
+    from tinct.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("effunet_bins313", pretrained=False).eval()
+    keys = list(net.state_dict())
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        before = net(x)
+    wrapped = precision.Autocast(net, torch.device("cpu"))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    depthwise = [m for m in convs if m.groups > 1 and m.groups == m.in_channels]
+    assert depthwise and all(isinstance(m, precision._Float32UnderAutocast) for m in depthwise)
+    assert not any(isinstance(m, precision._Float32UnderAutocast) for m in convs if m not in depthwise)
+    dtypes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: dtypes.update({m: o.dtype})) for m in convs]  # returns None
+    with torch.no_grad():
+        wrapped(x)
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        after = net(x)
+    assert all(dtypes[m] == torch.float32 for m in depthwise)
+    assert all(dtypes[m] == torch.bfloat16 for m in convs if m not in depthwise)
+    assert torch.equal(before, after) and list(net.state_dict()) == keys
+    assert precision.float32_depthwise(net) == 0  # already done: nothing changes twice

@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize the short side to N and centre-crop NxN first (quality targets use 256)")
     e.add_argument("--limit", type=_positive_int, default=None, metavar="K", help="only the first K photos, sorted by path")
     e.add_argument("--out", default="eval_report", metavar="REPORT_DIR", help="report folder (default: eval_report/)")
+    e.add_argument("--degrade", default=None, metavar="NAME", help="degrade the grey input first: old-print (the truth stays clean)")
+    e.add_argument("--degrade-seed", type=int, default=0, metavar="N", help="seed of --degrade (default 0)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     k = sub.add_parser("calibrate", help="choose a model's decoding on validation photos and write it into the checkpoint",
@@ -148,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--scales", type=_scale_set, nargs="+", default=None,
                    help="multi-scale sets, each comma-separated multipliers of the working size, e.g. 1 0.8,1.4")
     k.add_argument("--gains", type=float, nargs="+", default=None, help="chroma gains")
+    k.add_argument("--prior-powers", type=float, nargs="+", default=None,
+                   help="prior corrections: logits minus P x log(training ab prior) (bin models; 0 = off)")
+    k.add_argument("--prior-data", default=None, metavar="DIR", help="training photos to estimate the ab prior from "
+                                                                      "(default: the model's own ab_prior)")
+    k.add_argument("--prior-side", type=_size, default=144, metavar="N", help="their squares' side, as trained (144)")
+    k.add_argument("--max-chroma-gap", type=float, default=None, metavar="F",
+                   help="also require median chroma within F (e.g. 0.1) of the originals'")
+    k.add_argument("--maximize", choices=["psnr", "variety"], default="psnr", help="what the chosen setting maximises (psnr)")
     k.add_argument("--max-dcf", type=float, default=5.0, help="colourfulness distance allowed from the originals' (5)")
     k.add_argument("--top1", action="store_true", help="also measure semantic agreement (an ImageNet classifier's top-1)")
     k.add_argument("--out", default=None, metavar="FILE", help="write the calibrated model here (.safetensors or .pt)")
@@ -167,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-megapixels", type=_positive_float, default=40, help="largest image, 413 above (default 40)")
     s.add_argument("--workers", type=_positive_int, default=1, help="colorizations run at once (default 1)")
     s.add_argument("--queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
+    # Limits (docs/SERVE.md): None leaves ServeSettings' default, which the help states.
+    s.add_argument("--max-job-mb", type=_positive_float, help="memory one colorization may need, model and runtimes "
+                   "included, estimated from the header before decoding; 413 above (default 2200)")
+    s.add_argument("--header-timeout", type=_positive_float, metavar="S",
+                   help="seconds for a request's line and headers to arrive, then the connection is closed (default 10)")
+    s.add_argument("--body-timeout", type=_positive_float, metavar="S",
+                   help="seconds for a request's body to arrive after its headers, then 408 (default 60)")
+    s.add_argument("--max-connections", type=_positive_int, help="connections served at once, 503 beyond; "
+                   "must exceed --workers + --queue (default 100)")
+    s.add_argument("--allowed-host", dest="allowed_hosts", action="append", metavar="HOST",
+                   help="a Host name accepted besides localhost and --host (400 for others); repeat for several, "
+                        "'*' accepts any")
+    s.add_argument("--vote-interval", type=_non_negative_float, metavar="S",
+                   help="seconds between two votes of one study session, 429 sooner (default 1)")
+    s.add_argument("--votes-per-hour", type=_positive_int, help="votes one study session may cast in any hour, "
+                   "429 beyond (default 300)")
 
     v = sub.add_parser("video", help="colorize a video without flicker, keeping frame rate and audio",
                        description="Colorize a video (any container/codec FFmpeg reads). Frame rate, resolution, "
@@ -336,7 +362,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import UsageError, run
 
     try:
-        results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet)
+        results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet,
+                      degradation=args.degrade, degrade_seed=args.degrade_seed)
     except UsageError as e:
         return _error(str(e))
     except CheckpointError as e:
@@ -356,7 +383,8 @@ def cmd_calibrate(args) -> int:
     try:
         run(args.model, args.data, args.crop, args.limit, args.sizes, args.temperatures,
             None if args.flip is None else [bool(f) for f in args.flip], args.scales, args.gains, args.max_dcf,
-            args.top1, args.out)
+            args.top1, args.out, prior_powers=args.prior_powers, prior_data=args.prior_data, prior_side=args.prior_side,
+            max_chroma_gap=args.max_chroma_gap, maximize=args.maximize)
     except (FileNotFoundError, ImageError) as e:
         return _error(str(e))
     except CheckpointError as e:
@@ -423,6 +451,10 @@ def cmd_video(args) -> int:
 
 
 # --------------------------------------------------------------------- serve
+SERVE_LIMITS = ("max_job_mb", "header_timeout", "body_timeout", "max_connections", "allowed_hosts",
+                "vote_interval", "votes_per_hour")  # ServeSettings fields set by flags of the same name
+
+
 def cmd_serve(args) -> int:
     from .checkpoint import CheckpointError
 
@@ -431,9 +463,11 @@ def cmd_serve(args) -> int:
     except ImportError as e:
         return _error(f"the server needs its dependencies ({e.name}); pip install -e .")
     try:
+        limits = {k: getattr(args, k) for k in SERVE_LIMITS if getattr(args, k) is not None}
         settings = serve.ServeSettings(models=args.models or ["default"], host=args.host, port=args.port, db=Path(args.db),
                                        study_data=args.study_data, max_upload_mb=args.max_upload_mb,
-                                       max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue)
+                                       max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue,
+                                       **limits)
         models = serve.load_models(settings.models)
     except ValueError as e:
         return _error(str(e))

@@ -108,6 +108,13 @@ class Colorizer:
         self.chroma_gain = float(self.meta.get("chroma_gain", 1.0))
         self.centers = bin_centers(self.spec) if self.spec.is_bins else None
         self.memory_budget = budget.DEFAULT_BUDGET  # bytes; see check_budget
+        # Prior correction (bin models; tinct.decode): the logits minus prior_power x log of the
+        # training photos' ab prior, which the checkpoint carries as ``ab_prior``.
+        self.prior_power = float(self.meta.get("prior_power", 0.0))
+        prior = self.meta.get("ab_prior")
+        self.log_prior = torch.tensor(prior, dtype=torch.float64).log().float() if prior is not None else None
+        if self.prior_power and self.log_prior is None:
+            raise ValueError("the model's prior_power needs its ab_prior (the training photos' bin prior) in meta")
 
     @classmethod
     def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto") -> "Colorizer":
@@ -273,13 +280,18 @@ class Colorizer:
         With several scales, the raw outputs of each are resized to the largest scale's
         output grid and averaged, then decoded once.
         """
+        return [self.decode(raw[None], temperature)[0] for raw in self.predict_raw_averaged(L_full, size, batch_size)]
+
+    def predict_raw_averaged(self, L_full: list[torch.Tensor], size, batch_size: int) -> list[torch.Tensor]:
+        """Full-resolution L's -> the raw output averaged over the scales (on the largest
+        scale's grid), one tensor each, ready to :meth:`decode`."""
         sizes = self.working_sizes(size)
         total = self.predict_raw_batched(L_full, sizes[0], batch_size, guides)
         for s in sizes[1:]:
             raw = self.predict_raw_batched(L_full, s, batch_size, guides)
             total = [t + F.interpolate(r[None], size=t.shape[-2:], mode="bilinear", align_corners=False)[0]
                      for t, r in zip(total, raw)]
-        return [self.decode((t / len(sizes))[None], temperature)[0] for t in total]
+        return [t / len(sizes) for t in total]
 
     def predict_raw_batched(self, L_full: list[torch.Tensor], size: int, batch_size: int,
                             guides=None) -> list[torch.Tensor]:
@@ -335,8 +347,9 @@ class Colorizer:
     @torch.no_grad()
     def decode(self, y: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Raw network output ``(B, C, h', w')`` -> ab ``(B, 2, h', w')`` in Lab units, calibrated
-        (:func:`tinct.decode.decode_ab`, then the stored chroma gain)."""
-        ab = decode_ab(y, self.spec, temperature or self.temperature, centers=self.centers)
+        (:func:`tinct.decode.decode_ab` with the stored prior correction, then the stored chroma gain)."""
+        ab = decode_ab(y, self.spec, temperature or self.temperature, centers=self.centers, log_prior=self.log_prior,
+                       prior_power=self.prior_power)
         return ab * self.chroma_gain if self.chroma_gain != 1.0 else ab
 
     @torch.no_grad()

@@ -73,6 +73,11 @@ class DataConfig:
     # Classification tasks only.
     work_sizes: list = field(default_factory=list)
     hints: HintsConfig = field(default_factory=HintsConfig)
+    # Augmentation of the network's input only (targets stay clean): a tinct.degrade preset
+    # ("old-print") applied to each training crop's L with probability degrade_p, drawn from
+    # (seed, step, position in the batch); null = off, and the batches are unchanged.
+    degrade: str | None = None
+    degrade_p: float = 0.5
 
 
 @dataclass

@@ -9,7 +9,10 @@ messages of one decode (per thread, so decoders may run side by side, and withou
 them), and :func:`verify` runs the format's own integrity check where it has one.
 
 Which damage can be found depends on the format; docs: README "Inputs". PNG has a CRC-32
-on every chunk (and Adler-32 on the pixel stream): any changed byte is found. JPEG, WebP,
+on every chunk (and Adler-32 on the pixel stream): any changed byte is found. A JPEG is
+decoded a second time by libjpeg-turbo through ``simplejpeg`` in strict mode, because
+Pillow drops libjpeg's warnings ("Corrupt JPEG data: ... extraneous bytes", "Premature end
+of JPEG file", a bad Huffman code): each of them makes the file fail. JPEG, WebP,
 GIF, BMP and TIFF carry no checksum of their pixels: truncation and structural damage are
 found, a changed pixel byte that still decodes is not (no decoder can tell).
 """
@@ -93,6 +96,8 @@ def verify(im, fp, reopen) -> None:
     Raises:
         Damage: the check failed.
     """
+    if im.format == "JPEG":
+        return _verify_jpeg(fp)
     if im.format not in ("PNG",):
         return
     try:
@@ -101,6 +106,28 @@ def verify(im, fp, reopen) -> None:
         raise Damage(f"{str(e).strip() or type(e).__name__} (the PNG checksums do not match)") from None
     finally:
         fp.seek(0)
+
+
+def _verify_jpeg(fp) -> None:
+    """libjpeg's warnings, which Pillow drops, as damage: a strict decode by libjpeg-turbo
+    (``simplejpeg``; at 1/8 scale, which still entropy-decodes every block) that fails
+    where a tolerant one succeeds. A file neither decodes (a colour space simplejpeg does
+    not convert, say) is left to Pillow, which did decode it."""
+    import simplejpeg
+
+    try:
+        fp.seek(0)
+        data = fp.read()
+    finally:
+        fp.seek(0)
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=True)
+    except ValueError as strict:
+        try:
+            simplejpeg.decode_jpeg(data, colorspace="GRAY", min_factor=8, strict=False)
+        except ValueError:
+            return
+        raise Damage(f"{str(strict).strip()} (libjpeg's warning: the JPEG data is damaged)") from None
 
 
 # ----------------------------------------------------------------- libtiff's messages

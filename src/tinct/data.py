@@ -257,6 +257,23 @@ class DrawBatches(Sampler):
         return 2**62
 
 
+def degrade_inputs(L_n: torch.Tensor, preset: str, p: float, seed: int, step: int, rank: int = 0) -> torch.Tensor:
+    """``data.degrade``: the network's input L_n ``(B, 1, H, W)`` with each crop degraded
+    (:func:`tinct.degrade.degrade_lightness`) with probability ``p``; whether and how is
+    drawn from (seed, step, rank, position in the batch) alone, so a resumed run degrades
+    as an uninterrupted one. Crops left alone are returned bit for bit; targets are not touched."""
+    from .degrade import degrade_lightness
+
+    out = L_n.clone()
+    for j in range(len(L_n)):
+        key = [seed, step, rank, j, 0xDE]
+        if np.random.default_rng(key).random() >= p:
+            continue
+        L = color.denormalize_l(L_n[j, 0].detach().float().cpu().numpy())
+        out[j, 0] = torch.from_numpy(color.normalize_l(degrade_lightness(L, preset, key))).to(out)
+    return out
+
+
 def work_size(sizes: list[int], crop: int, seed: int, step: int) -> int:
     """The network's input side at ``step`` (``data.work_sizes``): drawn from (seed, step)
     alone, so a resumed run draws the same sizes; the crop when no sizes are given."""

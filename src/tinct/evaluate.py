@@ -19,6 +19,7 @@ and ``metrics.csv`` holds no timings, so the same inputs give a byte-identical
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -65,6 +66,18 @@ def load_truth(path: Path, crop: int | None = None) -> np.ndarray:
     return rgb
 
 
+def grey_input(truth: np.ndarray, photo_id: str, degradation: str | None = None, seed: int = 0) -> np.ndarray:
+    """What every model is given: the truth's neutral grey (float ``(H, W, 3)``), or with a
+    ``degradation`` that grey in 8 bits degraded (uint8 ``(H, W)``), drawn from
+    ``(seed, crc32(photo_id))``, so a photo gets the same damage in every run and subset."""
+    g = color.grey(truth)
+    if degradation is None:
+        return g
+    from . import degrade
+
+    return degrade.degrade((g[..., 0] * 255.0 + 0.5).astype(np.uint8), degradation, [seed, zlib.crc32(photo_id.encode())])
+
+
 def quantize(rgb: np.ndarray) -> np.ndarray:
     """Round to 8-bit steps, as a saved photo (and the colorizer's PIL output) is."""
     return np.asarray(to_pil(rgb), dtype=np.float32) / 255.0
@@ -109,18 +122,32 @@ def load_models(specs: list[str], size: int | None = None) -> dict[str, ModelFn]
 
 
 # ----------------------------------------------------------------- the run
-def image_metrics(pred: np.ndarray, truth: np.ndarray, cf_truth: float) -> dict[str, float]:
-    """The per-image metrics of one prediction (everything but the semantic ones)."""
+def truth_stats(truth: np.ndarray) -> dict[str, float]:
+    """The original's own colour statistics, the references of its per-image metrics."""
+    return {"cf_gt": metrics.colourfulness(truth), "variety_gt": metrics.variety(truth), "chroma_gt": metrics.chroma(truth)}
+
+
+def image_metrics(pred: np.ndarray, truth: np.ndarray, gt: dict[str, float]) -> dict[str, float]:
+    """The per-image metrics of one prediction (everything but the semantic ones).
+
+    Args:
+        pred, truth: float RGB ``(H, W, 3)`` in [0, 1].
+        gt: :func:`truth_stats` of ``truth`` (computed once per photo, shared by every model).
+    """
     cf = metrics.colourfulness(pred)
     return {
         "psnr": metrics.psnr(pred, truth),
         "ssim": metrics.ssim(pred, truth),
         "auc_ab": metrics.auc_ab(pred, truth),
         "cf": cf,
-        "cf_gt": cf_truth,
-        "dcf": abs(cf - cf_truth),
+        "cf_gt": gt["cf_gt"],
+        "dcf": abs(cf - gt["cf_gt"]),
         "ciede2000": metrics.ciede2000(pred, truth),
         "hist_intersection": metrics.histogram_intersection(pred, truth),
+        "variety": metrics.variety(pred),
+        "variety_gt": gt["variety_gt"],
+        "chroma": metrics.chroma(pred),
+        "chroma_gt": gt["chroma_gt"],
     }
 
 
@@ -132,7 +159,8 @@ def _save_thumb(rgb: np.ndarray, path: Path) -> None:
 
 def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: int | None = None,
              gallery: Path | None = None, quiet: bool = False,
-             probe: metrics.EfficientNetProbe | None = None) -> report.Results:
+             probe: metrics.EfficientNetProbe | None = None, degradation: str | None = None,
+             degrade_seed: int = 0) -> report.Results:
     """Grey each photo, colorize it with every model and measure against the original.
 
     Args:
@@ -143,6 +171,9 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         gallery: folder for JPEG thumbnails (grey input, each output, original), or None.
         quiet: no progress bar.
         probe: the EfficientNet-Lite0 judge (loaded here when not given).
+        degradation: a :data:`tinct.degrade.PRESETS` name applied to the grey input (see
+            :func:`grey_input`); the truth stays the clean photo.
+        degrade_seed: its seed.
 
     Returns:
         the :class:`tinct.report.Results`; photos that cannot be read are listed in ``failures``.
@@ -165,7 +196,7 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         except ImageError as e:
             res.failures.append(str(e))
             continue
-        gray = Photo(pixels=color.grey(truth), alpha=None, name=photo_id, is_gray=True)
+        gray = Photo(pixels=grey_input(truth, photo_id, degradation, degrade_seed), alpha=None, name=photo_id, is_gray=True)
         outputs = {}
         for name, fn in models.items():
             if name not in warmed:  # first call pays one-off set-up costs; keep them out of the timing
@@ -177,9 +208,9 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         labels, conf, f = probe.classify([truth, *outputs.values()])  # (1 + M,), (1 + M,), (1 + M, 1280)
         for k, name in enumerate(["<truth>", *names]):
             feats[name].append(f[k])
-        cf_truth = metrics.colourfulness(truth)
+        gt = truth_stats(truth)
         for k, name in enumerate(names, start=1):
-            row = {"photo": photo_id, "model": name, **image_metrics(outputs[name], truth, cf_truth)}
+            row = {"photo": photo_id, "model": name, **image_metrics(outputs[name], truth, gt)}
             row.update(top1=int(labels[k]), top1_gt=int(labels[0]), top1_agree=int(labels[k] == labels[0]),
                        top1_conf_gt=float(conf[0]))
             res.rows.append(row)
@@ -198,7 +229,8 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
 
 
 def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | None = None, crop: int | None = None,
-        limit: int | None = None, quiet: bool = False) -> report.Results:
+        limit: int | None = None, quiet: bool = False, degradation: str | None = None,
+        degrade_seed: int = 0) -> report.Results:
     """Find the photos (the first ``limit`` by path), load the models, evaluate, write every
     report into ``out``.
 
@@ -212,9 +244,16 @@ def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | N
     photos = find_images(data)[:limit]
     if not photos:
         raise UsageError(f"--data {data}: no photos found (looked for {', '.join(sorted(INPUT_EXTS))})")
+    if degradation is not None:
+        from .degrade import PRESETS
+
+        if degradation not in PRESETS:
+            raise UsageError(f"--degrade {degradation}: unknown; choose one of {', '.join(sorted(PRESETS))}")
     models = load_models(model_specs, size)
-    results = evaluate(photos, data, models, crop=crop, gallery=out / "gallery", quiet=quiet)
+    results = evaluate(photos, data, models, crop=crop, gallery=out / "gallery", quiet=quiet,
+                       degradation=degradation, degrade_seed=degrade_seed)
     results.config = {"data": str(data), "models": list(model_specs), "size": size, "crop": crop, "limit": limit,
-                      "photos_found": len(photos), "mean_ab": list(MEAN_AB)}
+                      "photos_found": len(photos), "mean_ab": list(MEAN_AB), "degrade": degradation,
+                      "degrade_seed": degrade_seed if degradation else None}
     report.write_all(results, out)
     return results

@@ -104,9 +104,12 @@ def ready(batch: dict, cfg: Config, task, device: torch.device, step: int, rank:
 
 
 def prepare(batch: dict, cfg: Config, step: int, rank: int = 0) -> None:
-    """The network's input for this step: in channels-last layout when the recipe asks,
-    ``L_work`` at the step's working size (``data.work_sizes``), and the colour hints
-    simulated from the true colours (``data.hints``: ``hints`` and ``global_hint``)."""
+    """The network's input for this step: degraded when the recipe asks (``data.degrade``),
+    in channels-last layout when it asks, ``L_work`` at the step's working size
+    (``data.work_sizes``), and the colour hints simulated from the true colours
+    (``data.hints``: ``hints`` and ``global_hint``)."""
+    if cfg.data.degrade:  # augmentation of the input only (data.degrade); the targets stay clean
+        batch["L_n"] = data.degrade_inputs(batch["L_n"], cfg.data.degrade, cfg.data.degrade_p, cfg.train.seed, step, rank)
     work = data.work_size(cfg.data.work_sizes, cfg.data.crop, cfg.train.seed, step)
     if work != batch["L_n"].shape[-1]:
         from .colorizer import Colorizer  # the inference path's own resize, so training sees what inference does

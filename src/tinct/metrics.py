@@ -5,6 +5,10 @@ Every per-image metric takes a prediction and a ground truth as numpy float arra
 returns a float. Colour conversions come from :mod:`tinct.color`; PSNR, SSIM and CIEDE2000
 are scikit-image's. The exact definitions and conventions are in ``docs/EVALUATION.md``.
 
+Colour statistics of one image (no truth needed): :func:`colourfulness`, :func:`chroma`
+(mean ab length) and :func:`variety` (how many hues share the photo; 0 = one hue laid
+over everything).
+
 Set-level metrics (the Frechet distance between EfficientNet-Lite0 features) take
 feature matrices; :class:`EfficientNetProbe` computes those features and the top-1
 ImageNet labels used for semantic interpretability.
@@ -31,6 +35,7 @@ AUC_MAX_THRESHOLD = 150  # Zhang et al. 2016: ab error thresholds 0..150
 HIST_BIN = color.GRID_313  # ab histogram bins: 10 x 10 Lab units ...
 HIST_RANGE = color.AB_RANGE  # ... over [-110, 110]^2 (values outside fall in the edge bins)
 PROBE_SIZE = 224  # EfficientNet-Lite0's ImageNet input side
+VARIETY_MIN_CHROMA = 0.5  # Lab units: below this mean chroma a photo is neutral and its variety is 0
 
 
 def _check_pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +150,41 @@ def colourfulness(rgb: np.ndarray) -> float:
     r, g, b = np.moveaxis(rgb.astype(np.float64) * 255.0, -1, 0)
     rg, yb = r - g, 0.5 * (r + g) - b
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def _ab_pixels(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or not np.issubdtype(rgb.dtype, np.floating):
+        raise ValueError(f"expected a float RGB image of shape (H, W, 3), got {rgb.shape} {rgb.dtype}")
+    return color.rgb_to_lab(rgb)[..., 1:].reshape(-1, 2).astype(np.float64)  # (N, 2) Lab units
+
+
+def chroma(rgb: np.ndarray) -> float:
+    """Mean chroma ``mean(sqrt(a^2 + b^2))`` over all pixels, Lab units (>= 0; 0 for grey).
+
+    Args:
+        rgb: float ``(H, W, 3)`` in [0, 1].
+    """
+    return float(np.hypot(*_ab_pixels(rgb).T).mean())
+
+
+def variety(rgb: np.ndarray) -> float:
+    """Hue variety inside one photo: ``1 - |mean(ab)| / mean(|ab|)`` over all pixels, in [0, 1].
+
+    0 when every pixel has the same hue (a wash: all ab vectors point one way, whatever
+    their lengths); 1 when the ab vectors cancel out (e.g. two opposite hues of equal
+    chroma on equal areas). The ratio is undefined for a neutral image, so a photo whose
+    mean chroma is below :data:`VARIETY_MIN_CHROMA` (no visible colour, e.g. the ``gray``
+    baseline) scores 0: no colour, no variety of hue.
+
+    Args:
+        rgb: float ``(H, W, 3)`` in [0, 1].
+    """
+    ab = _ab_pixels(rgb)
+    mean_norm = float(np.hypot(*ab.T).mean())
+    if mean_norm < VARIETY_MIN_CHROMA:
+        return 0.0
+    return float(min(max(1.0 - np.hypot(*ab.mean(0)) / mean_norm, 0.0), 1.0))  # clipped against rounding
 
 
 def ab_histogram(rgb: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 # Per-image metric columns of metrics.csv, in order (see docs/EVALUATION.md).
 METRIC_COLUMNS = ("psnr", "ssim", "auc_ab", "cf", "cf_gt", "dcf", "ciede2000", "hist_intersection",
-                  "top1", "top1_gt", "top1_agree", "top1_conf_gt")
+                  "top1", "top1_gt", "top1_agree", "top1_conf_gt", "variety", "variety_gt", "chroma", "chroma_gt")
 PSNR_CAP = 100.0  # dB; an exact reproduction has PSNR inf, means use min(PSNR, cap)
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -37,6 +37,8 @@ SUMMARY_COLUMNS = {
     "ssim": ("SSIM", "{:.4f}", "high"),
     "auc_ab": ("AUC ab", "{:.4f}", "high"),
     "cf": ("CF", "{:.2f}", None),
+    "variety": ("variety", "{:.3f}", None),
+    "chroma": ("chroma", "{:.2f}", None),
     "dcf": ("\\|ΔCF\\|", "{:.2f}", "low"),
     "ciede2000": ("ΔE00", "{:.2f}", "low"),
     "hist_intersection": ("ab hist ∩", "{:.4f}", "high"),
@@ -46,7 +48,11 @@ SUMMARY_COLUMNS = {
 }
 SET_LEVEL = {"frechet"}  # one number per model, no interval
 # Paired comparison with the first model: these columns, resampling photos (not rows).
-PAIRED_COLUMNS = ("psnr", "ssim", "auc_ab", "ciede2000", "dcf", "cf", "top1_agree")
+PAIRED_COLUMNS = ("psnr", "ssim", "auc_ab", "ciede2000", "dcf", "cf", "top1_agree", "variety", "chroma")
+# Compared with the originals' own values (the *_gt column): medians with intervals, and
+# the per-photo distributions plotted beside the originals'.
+REFERENCED = {"cf": "cf_gt", "variety": "variety_gt", "chroma": "chroma_gt"}
+MEDIAN_COLUMNS = ("variety", "chroma")
 PAIRED_RESAMPLES = 10_000
 
 
@@ -120,15 +126,16 @@ def write_timing_csv(results: Results, path: Path) -> None:
                 w.writerow([photo, m, _fmt(float(results.seconds[m][i]))])
 
 
-def bootstrap_ci(values: np.ndarray, seed: int = SEED) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean (scipy), fixed seed; a point for n < 2."""
+def bootstrap_ci(values: np.ndarray, seed: int = SEED, statistic=np.mean) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean (or ``statistic``, e.g. ``np.median``;
+    scipy), fixed seed; a point for n < 2."""
     from scipy.stats import bootstrap
 
     v = np.asarray(values, dtype=np.float64)
     if len(v) < 2 or np.all(v == v[0]):
-        return float(v.mean()), float(v.mean())
-    r = bootstrap((v,), np.mean, n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
-                  vectorized=True, rng=np.random.default_rng(seed))
+        return float(statistic(v)), float(statistic(v))
+    r = bootstrap((v,), statistic, n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE, method="percentile",
+                  vectorized=True, axis=-1, rng=np.random.default_rng(seed))
     return float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
@@ -160,8 +167,14 @@ def summarize(results: Results) -> dict:
         if better and shown:
             target = (max if better == "high" else min)(shown.values())
             best[col] = [m for m, v in shown.items() if v == target]  # ties as displayed are all best
-    cf_gt = np.array([r["cf_gt"] for r in results.rows if r["model"] == results.models[0]], dtype=np.float64)
-    truth = {"cf": {"mean": float(cf_gt.mean()), "ci95": list(bootstrap_ci(cf_gt))}} if len(cf_gt) else {}
+    truth = {}
+    for col, gt in REFERENCED.items() if results.photos else ():
+        v = results.column(results.models[0], gt)
+        truth[col] = {"mean": float(v.mean()), "ci95": list(bootstrap_ci(v))}
+    medians = {}
+    for col in MEDIAN_COLUMNS if results.photos else ():
+        for m, v in [(m, results.column(m, col)) for m in results.models] + [("<originals>", results.column(results.models[0], REFERENCED[col]))]:
+            medians.setdefault(m, {})[col] = {"median": float(np.median(v)), "ci95": list(bootstrap_ci(v, statistic=np.median))}
     reference = results.models[0]
     paired = {m: paired_differences(results, reference, m) for m in results.models[1:]} if results.photos else {}
     return {
@@ -172,6 +185,7 @@ def summarize(results: Results) -> dict:
         "bootstrap": {"method": "percentile", "n_resamples": N_RESAMPLES, "confidence": CONFIDENCE, "seed": SEED},
         "originals": truth,
         "models": models,
+        "medians": medians,
         "best": best,
         "paired": {"reference": reference, "n_resamples": PAIRED_RESAMPLES, "seed": SEED, "models": paired},
     }
@@ -258,8 +272,10 @@ def summary_markdown(summary: dict) -> str:
         name = m.replace("|", "\\|")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if summary["originals"]:
-        cf = summary["originals"]["cf"]
-        lines += ["", f"Originals: CF {cf['mean']:.2f} [{cf['ci95'][0]:.2f}, {cf['ci95'][1]:.2f}]."]
+        parts = [f"{SUMMARY_COLUMNS[c][0]} {SUMMARY_COLUMNS[c][1].format(v['mean'])} [{SUMMARY_COLUMNS[c][1].format(v['ci95'][0])}, "
+                 f"{SUMMARY_COLUMNS[c][1].format(v['ci95'][1])}]" for c, v in summary["originals"].items()]
+        lines += ["", f"Originals: {', '.join(parts)}."]
+    lines += _medians_markdown(summary.get("medians", {}))
     b = summary["bootstrap"]
     lines += [
         "",
@@ -278,6 +294,22 @@ def summary_markdown(summary: dict) -> str:
     if summary["failures"]:
         lines += ["", "Not evaluated:", *(f"- {f}" for f in summary["failures"])]
     return "\n".join(lines) + "\n"
+
+
+def _medians_markdown(medians: dict) -> list[str]:
+    if not medians:
+        return []
+    lines = ["", "## Medians over photos", "", "| | " + " | ".join(f"median {SUMMARY_COLUMNS[c][0]}" for c in MEDIAN_COLUMNS) + " |",
+             "|---|" + "---:|" * len(MEDIAN_COLUMNS)]
+    for m, cols in medians.items():
+        cells = []
+        for c in MEDIAN_COLUMNS:
+            fmt, v = SUMMARY_COLUMNS[c][1], cols[c]
+            cells.append(f"{fmt.format(v['median'])} [{fmt.format(v['ci95'][0])}, {fmt.format(v['ci95'][1])}]")
+        name = ("originals" if m == "<originals>" else m).replace("|", "\\|")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + ["", "Variety: 1 - |mean(ab)| / mean(|ab|) over a photo's pixels (0 = one hue everywhere); chroma: "
+                    "the photo's mean |ab| (Lab units). Median over photos with a 95% percentile-bootstrap interval."]
 
 
 def _paired_markdown(paired: dict) -> list[str]:
@@ -334,8 +366,8 @@ def write_plots(results: Results, summary: dict, out: Path) -> None:
     for ax, col in zip(axes, box_cols):
         data = [per_photo(results, m, col) for m in names]
         labels = list(names)
-        if col == "cf":  # the originals are the reference for colourfulness
-            data.append(np.array([r["cf_gt"] for r in results.rows if r["model"] == names[0]]))
+        if col in REFERENCED:  # the originals are the reference for colourfulness, variety, chroma
+            data.append(results.column(names[0], REFERENCED[col]))
             labels.append("originals")
         ax.boxplot(data, tick_labels=labels)
         ax.set_title(SUMMARY_COLUMNS[col][0].replace("\\", ""), fontsize=10)

@@ -296,6 +296,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.sampler: choose epochs or draws, got {d.sampler!r}")
     if d.sampler == "draws" and tuple(d.scale) != (1.0, 1.0):
         raise ConfigError(f"data.sampler=draws takes integer crops of each photo's square; data.scale must be [1, 1], got {list(d.scale)}")
+    if d.degrade is not None:
+        from .degrade import PRESETS
+
+        if d.degrade not in PRESETS or not 0 <= d.degrade_p <= 1:
+            raise ConfigError(f"data.degrade: choose one of {', '.join(sorted(PRESETS))} with data.degrade_p in [0, 1], "
+                              f"got {d.degrade!r} with {d.degrade_p}")
     precision.resolve(cfg.train.precision, torch.device("cpu"))  # the name; the device decides later
     terms = {k: v for k, v in vars(t.terms).items() if k in ("l1", "semantic", "features", "adversarial") and v}
     if t.kind != "classification" and (terms or d.work_sizes):

@@ -1,7 +1,7 @@
 """The REST API: ``POST /api/colorize``, ``GET /api/models``, ``GET /healthz``.
 
 Every failure a client can cause is a 4xx with ``{"detail": "..."}``: 413 body or image
-too large (pixels, or memory: :mod:`.limits`), 415 not an image, 422 damaged image or bad
+too large (pixels, or memory: the colorizer's budget, :mod:`.limits`), 415 not an image, 422 damaged image or bad
 option, 503 busy or out of memory (with ``Retry-After``). The body has been read in full
 (:class:`.guard.BodyFirst`) before a request takes a worker place; uploads are decoded,
 colorized and encoded on the worker pool.
@@ -19,9 +19,11 @@ from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
-from ..io import ImageError, Photo, load_image, open_header
+from ..budget import MemoryBudgetError
+from ..errors import is_out_of_memory
+from ..io import ImageError, load_image, open_header
 from .guard import UploadTooLarge
-from .limits import SIZE_RANGE, check_budget, is_out_of_memory, out_of_memory
+from .limits import SIZE_RANGE, check_budget, out_of_memory
 
 router = APIRouter()
 
@@ -63,15 +65,34 @@ def _number(form, name: str, kind, bounds, default=None):
     return value
 
 
-def decode_upload(data: bytes, max_pixels: int) -> Photo:
-    """Bytes -> Photo, or HTTPException: 415 not an image, 413 too many pixels, 422 damaged."""
+def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int) -> tuple[bytes, tuple[int, int]]:
+    """Worker job: decode (the pixel limit and the colorizer's memory budget checked from the
+    header first), colorize, encode PNG.
+
+    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image,
+    503 when memory runs out anyway (:func:`tinct.errors.is_out_of_memory`).
+    """
+    def budget(w: int, h: int, mode: str) -> None:  # 413 from the header, before decoding
+        check_budget(colorizer, w, h, mode, options.size, max_job_bytes)
+
     try:
-        return load_image(data, max_pixels=max_pixels, name="upload")
+        photo = load_image(data, max_pixels=max_pixels, name="upload", check=budget)
+        out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature)
+        buf = io.BytesIO()
+        out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
+    except MemoryBudgetError as e:  # the colorizer's own check of the decoded photo (same budget)
+        raise HTTPException(413, str(e)) from None
     except ImageError as e:
         raise HTTPException(_status_for_bad_image(data, max_pixels), str(e)) from None
+    except Exception as e:
+        if is_out_of_memory(e):
+            raise out_of_memory() from None
+        raise
+    return buf.getvalue(), out.size
 
 
 def _status_for_bad_image(data: bytes, max_pixels: int) -> int:
+    """415 not an image, 413 too many pixels, 422 damaged (read again from the header)."""
     try:
         with open_header(io.BytesIO(data)) as im:  # not Image.open: Pillow's own pixel limit would raise here
             w, h = im.size
@@ -82,41 +103,6 @@ def _status_for_bad_image(data: bytes, max_pixels: int) -> int:
     except (OSError, ValueError, SyntaxError, EOFError):  # recognised, but the header is damaged
         return 422
     return 413 if w * h > max_pixels else 422
-
-
-def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int) -> tuple[bytes, tuple[int, int]]:
-    """Worker job: check the memory budget from the header, decode, colorize, encode PNG.
-
-    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image,
-    503 when memory runs out anyway (PyTorch's and ONNX Runtime's errors for it included).
-    """
-    header = read_header(data, max_pixels)
-    if header is not None:
-        check_budget(colorizer, *header, options.size, max_job_bytes)
-    try:
-        photo = decode_upload(data, max_pixels)
-        out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature)
-        buf = io.BytesIO()
-        out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
-    except Exception as e:
-        if is_out_of_memory(e):
-            raise out_of_memory() from None
-        raise
-    return buf.getvalue(), out.size
-
-
-def read_header(data: bytes, max_pixels: int) -> tuple[int, int, str] | None:
-    """(width, height, mode) from the image's header, nothing decoded; None when the header
-    cannot be read (decoding then says why) and 413 when it declares too many pixels."""
-    try:
-        with open_header(io.BytesIO(data)) as im:
-            w, h, mode = *im.size, im.mode
-    except Exception:  # noqa: BLE001 - not an image, or a damaged header: decode_upload gives the error
-        return None
-    if w * h > max_pixels:
-        raise HTTPException(413, f"upload: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP "
-                                 "(a guard against decompression bombs; raise it with --max-megapixels)")
-    return w, h, mode
 
 
 def safe_stem(filename: str | None) -> str:

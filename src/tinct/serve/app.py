@@ -58,6 +58,7 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
         ValueError: two models share a name.
     """
     models = models if models is not None else load_models(settings.models)
+    models = {name: entry.with_memory_budget(settings.max_job_bytes) for name, entry in models.items()}
     state = ServerState(settings=settings, models=models,
                         jobs=JobPool(settings.workers, settings.queue),
                         store=VoteStore(settings.db, VoteLimits(settings.vote_interval, settings.votes_per_hour,

@@ -21,7 +21,8 @@ import socket
 from fastapi import HTTPException
 from starlette.datastructures import MutableHeaders
 
-from .limits import MB, is_out_of_memory
+from ..errors import is_out_of_memory
+from .limits import MB, out_of_memory
 
 log = logging.getLogger("tinct.serve")
 
@@ -85,8 +86,8 @@ class Shield:
             if started:  # the answer is half sent: nothing else can be said on this connection
                 return
             if is_out_of_memory(exc):
-                return await send_json(send_secured, 503, "out of memory for this request right now; retry later, "
-                                       "or send a smaller image or size", {"Retry-After": "10"})
+                oom = out_of_memory()
+                return await send_json(send_secured, oom.status_code, oom.detail, oom.headers)
             await send_json(send_secured, 500, "internal error (logged on the server)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -26,8 +28,11 @@ class ServeSettings:
         workers: threads that run colorizations (each uses torch's own thread pool).
         queue: requests allowed to wait for a worker; beyond ``workers + queue``, 503.
         study_size: long side, in pixels, of the images the study shows.
-        max_job_mb: memory one colorization may need, estimated from the image's header and
-            the working size before anything is decoded (413 above it; :mod:`.limits`).
+        max_job_mb: memory one colorization may need, the process's fixed cost included:
+            the colorizer's own budget (:meth:`tinct.Colorizer.check_budget`, as
+            ``tinct colorize --max-memory-gb``), estimated from the image's header and the
+            working size before anything is decoded (413 above it; :mod:`.limits`). The
+            default leaves room below 2.5 GB for the uploads the server holds.
         header_timeout: seconds for a request's line and headers to arrive (then closed).
         body_timeout: seconds for a request's body to arrive, after its headers (then 408).
         keep_alive_timeout: seconds an idle kept-alive connection stays open.
@@ -53,7 +58,7 @@ class ServeSettings:
     workers: int = 1
     queue: int = 4
     study_size: int = 512
-    max_job_mb: float = 1500.0
+    max_job_mb: float = 2200.0  # MiB; tinct colorize's default is 2.4 GB (2289 MiB)
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     keep_alive_timeout: int = 5
@@ -122,6 +127,13 @@ class ModelEntry:
     colorizer: Colorizer
     fingerprint: str
     description: str
+
+    def with_memory_budget(self, limit: int) -> "ModelEntry":
+        """This entry with its own colorizer (sharing the loaded network) whose memory budget
+        (:attr:`tinct.Colorizer.memory_budget`) is ``limit`` bytes: each app its own limit."""
+        colorizer = copy.copy(self.colorizer)
+        colorizer.memory_budget = int(limit)
+        return dataclasses.replace(self, colorizer=colorizer)
 
     def info(self) -> dict:
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
