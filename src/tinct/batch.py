@@ -21,6 +21,7 @@ extension>.hints.json`` (:func:`hints_file_for`), read beside the photo's decodi
 
 from __future__ import annotations
 
+import argparse
 import glob
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +32,7 @@ from typing import Callable
 from PIL import Image
 
 from .errors import describe
-from .hints import DEFAULT_POINT_SIZE, Guide, guide, load_hints
+from .hints import DEFAULT_POINT_SIZE, Guide, Hint, HintError, guide, load_hints, parse_hint
 from .io import INPUT_EXTS, OUTPUT_FORMATS, Photo, find_images, load_image, save_image
 
 BATCH_PIXELS = 8_000_000  # photos colorized together; a bigger photo goes alone
@@ -200,6 +201,49 @@ def shared_guide(points=(), hints_file: str | Path | None = None, reference: str
         shared = shared.merged(load_hints(hints_file))
         shared.reference = shared.reference if ref is None else ref
     return shared or None
+
+
+def add_hint_options(p: argparse.ArgumentParser) -> None:
+    """``tinct colorize``'s colour-hint options (declared here, beside the rules they state)."""
+    g = p.add_argument_group("colour hints", "Points and a reference palette guide the colours; they need a hint model "
+                             "(--model: default-hints once it ships, or a hint checkpoint). Every photo of the run gets "
+                             "--hint, --hints and --reference; with --hints-dir each photo also gets the points of its "
+                             "own file. Details and the file format: docs/GUIDE.md.")
+    g.add_argument("--hint", action="append", type=_hint, default=[], metavar="X,Y,COLOUR",
+                   help="a point whose colour is known: pixels (120,340,#3050c0) or fractions of the width and height "
+                        "(0.5,0.2,red); any CSS colour name or hex; its lightness stays the photo's. Repeat for more")
+    g.add_argument("--hints", metavar="FILE.json", default=None, help="a hints file (as the web editor saves it)")
+    g.add_argument("--reference", metavar="IMAGE", default=None,
+                   help="a colour photo whose palette guides the whole result (over a hints file's own reference)")
+    g.add_argument("--hints-dir", metavar="DIR", default=None,
+                   help="per-photo hints files named after the photos: DIR/<path under its input folder without the "
+                        "extension>.hints.json, e.g. DIR/photo.hints.json for photo.jpg; give the photos' own folder "
+                        "for files beside them. A photo without one gets the shared hints only")
+    g.add_argument("--hint-size", type=int, default=DEFAULT_POINT_SIZE, metavar="N",
+                   help=f"side of each point's square, pixels of the network's input (default {DEFAULT_POINT_SIZE})")
+
+
+def _hint(text: str) -> Hint:
+    try:
+        return parse_hint(text)
+    except HintError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def prepare_hints(colorizer, plan: Plan, points, hints_file, reference, hints_dir, point_size: int,
+                  say: Callable[[str], None]) -> Guide | None:
+    """The shared hints of a run (:func:`shared_guide`), checked against the model; says
+    when ``hints_dir`` holds no file for any photo.
+
+    Raises:
+        tinct.hints.HintError: bad hints, or hints for a model that takes none.
+    """
+    hints = shared_guide(points, hints_file, reference, point_size)
+    if hints or hints_dir:
+        colorizer.require_hints()
+    if hints_dir and plan.jobs and not count_hints_files(plan.jobs, plan.out_dir, hints_dir):
+        say(f"warning: no photo has a hints file in {hints_dir} (e.g. {plan.jobs[0][0].stem}.hints.json)")
+    return hints
 
 
 def hints_file_for(src: Path, dst: Path, out_dir: Path, hints_dir: str | Path) -> Path:

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .batch import add_hint_options
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, describe, one_line
 
 
@@ -45,15 +46,6 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return v
-
-
-def _hint(text: str):
-    from .hints import HintError, parse_hint
-
-    try:
-        return parse_hint(text)
-    except HintError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _size(text: str) -> int:
@@ -90,22 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--shard", metavar="i/n", default=None,
                    help="only the i-th of n equal shares of the inputs (sorted by path), for splitting a folder "
                         "across processes or machines, e.g. --shard 2/4")
-    g = c.add_argument_group("colour hints", "Points and a reference palette guide the colours; they need a hint model "
-                             "(--model: default-hints once it ships, or a hint checkpoint). Every photo of the run gets "
-                             "--hint, --hints and --reference; with --hints-dir each photo also gets the points of its "
-                             "own file. Details and the file format: docs/GUIDE.md.")
-    g.add_argument("--hint", action="append", type=_hint, default=[], metavar="X,Y,COLOUR",
-                   help="a point whose colour is known: pixels (120,340,#3050c0) or fractions of the width and height "
-                        "(0.5,0.2,red); any CSS colour name or hex; its lightness stays the photo's. Repeat for more")
-    g.add_argument("--hints", metavar="FILE.json", default=None, help="a hints file (as the web editor saves it)")
-    g.add_argument("--reference", metavar="IMAGE", default=None,
-                   help="a colour photo whose palette guides the whole result (over a hints file's own reference)")
-    g.add_argument("--hints-dir", metavar="DIR", default=None,
-                   help="per-photo hints files named after the photos: DIR/<path under its input folder without the "
-                        "extension>.hints.json, e.g. DIR/photo.hints.json for photo.jpg; give the photos' own folder "
-                        "for files beside them. A photo without one gets the shared hints only")
-    g.add_argument("--hint-size", type=_positive_int, default=5, metavar="N",
-                   help="side of each point's square, pixels of the network's input (default 5)")
+    add_hint_options(c)
 
     x = sub.add_parser("export", help="export a model to ONNX (for the onnx backend or other runtimes)",
                        description="Write the network as ONNX (opset %d, dynamic batch, height and width) with tinct's "
@@ -263,10 +240,9 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------- colorize
 def cmd_colorize(args) -> int:
     from .backends import BackendError
-    from .batch import PlanError, colorize_files, count_hints_files, plan_colorize, shared_guide
+    from .batch import PlanError, colorize_files, plan_colorize, prepare_hints
     from .checkpoint import CheckpointError
     from .colorizer import Colorizer
-    from .hints import HintError
 
     try:
         plan = plan_colorize(args.inputs, args.output, args.format, recursive=args.recursive, shard_spec=args.shard,
@@ -280,14 +256,7 @@ def cmd_colorize(args) -> int:
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
     colorizer.memory_budget = int(args.max_memory_gb * 1e9)
-    try:
-        hints = shared_guide(args.hint, args.hints, args.reference, args.hint_size)
-        if hints or args.hints_dir:
-            colorizer.require_hints()
-    except HintError as e:
-        return _error(str(e))
-    if args.hints_dir and plan.jobs and not count_hints_files(plan.jobs, plan.out_dir, args.hints_dir):
-        _say(f"warning: no photo has a hints file in {args.hints_dir} (e.g. {plan.jobs[0][0].stem}.hints.json)")
+    hints = prepare_hints(colorizer, plan, args.hint, args.hints, args.reference, args.hints_dir, args.hint_size, _say)
 
     bar = _progress(plan.total, args.quiet)
     for line in [] if args.quiet else plan.skipped:

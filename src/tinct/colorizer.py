@@ -280,9 +280,11 @@ class Colorizer:
         With several scales, the raw outputs of each are resized to the largest scale's
         output grid and averaged, then decoded once.
         """
-        return [self.decode(raw[None], temperature)[0] for raw in self.predict_raw_averaged(L_full, size, batch_size)]
+        raws = self.predict_raw_averaged(L_full, size, batch_size, guides)
+        return [self.decode(raw[None], temperature)[0] for raw in raws]
 
-    def predict_raw_averaged(self, L_full: list[torch.Tensor], size, batch_size: int) -> list[torch.Tensor]:
+    def predict_raw_averaged(self, L_full: list[torch.Tensor], size, batch_size: int,
+                             guides=None) -> list[torch.Tensor]:
         """Full-resolution L's -> the raw output averaged over the scales (on the largest
         scale's grid), one tensor each, ready to :meth:`decode`."""
         sizes = self.working_sizes(size)
