@@ -109,8 +109,10 @@ def test_hints_file_reference(tmp_path):
     hints.save_hints(tmp_path / "d.json", g)  # written as the distribution: the file stands alone
     again = hints.load_hints(tmp_path / "d.json")
     assert torch.allclose(again.reference, g.reference, atol=1e-5)
-    with pytest.raises(HintError, match="not a file name"):
-        hints.from_json({"version": 1, "reference": "ref.png"}, "form field")
+    with pytest.raises(HintError, match="form field: reference must be null or a distribution here"):
+        hints.from_text('{"version": 1, "reference": "ref.png"}', "form field")
+    with pytest.raises(HintError, match="form field: not JSON"):
+        hints.from_text("{", "form field")
 
 
 @pytest.mark.parametrize("content, says", [

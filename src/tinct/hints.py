@@ -429,11 +429,16 @@ def load_hints(path: str | os.PathLike) -> Guide:
         raise HintError(f"{path}: no such hints file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise HintError(f"{path}: cannot read the hints file ({e})") from None
+    return from_text(text, str(path), path.parent)
+
+
+def from_text(text: str, name: str = "hints", base: Path | None = None) -> Guide:
+    """A :class:`Guide` from a hints file's text (e.g. a REST form field); as :func:`from_json`."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise HintError(f"{path}: not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    return from_json(data, str(path), path.parent)
+        raise HintError(f"{name}: not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    return from_json(data, name, base)
 
 
 def save_hints(path: str | os.PathLike, guide: Guide, photo_size: tuple[int, int] | None = None,
