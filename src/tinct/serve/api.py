@@ -5,6 +5,12 @@ too large (pixels, or memory: the colorizer's budget, :mod:`.limits`), 415 not a
 option, 503 busy or out of memory (with ``Retry-After``). The body has been read in full
 (:class:`.guard.BodyFirst`) before a request takes a worker place; uploads are decoded,
 colorized and encoded on the worker pool.
+
+Colour hints (docs/GUIDE.md): the ``hints`` field holds a hints file's JSON
+(:func:`tinct.hints.from_text`, checked before a worker place is taken), the ``reference``
+file a colour photo, decoded like the photo (same pixel limit and memory budget, before
+it) and replacing the hints' own reference. Bad hints, or hints for a model that takes
+none, are a 422 whose message echoes the client's values cut short (:func:`.limits.short_message`).
 """
 
 from __future__ import annotations
@@ -19,16 +25,18 @@ from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
+from .. import hints
 from ..budget import MemoryBudgetError
 from ..errors import is_out_of_memory
 from ..io import ImageError, load_image, open_header
 from .guard import UploadTooLarge
-from .limits import SIZE_RANGE, check_budget, out_of_memory
+from .limits import MB, SIZE_RANGE, check_budget, out_of_memory, short_message
 
 router = APIRouter()
 
 SATURATION_RANGE = (0.0, 4.0)
 TEMPERATURE_RANGE = (0.01, 10.0)
+MAX_HINTS_BYTES = MB  # the hints JSON; 1000 points (hints.MAX_POINTS) and a palette take ~100 KB
 
 
 @dataclass
@@ -37,6 +45,38 @@ class Options:
     size: int | None
     saturation: float
     temperature: float | None
+    guide: hints.Guide | None = None
+
+
+def parse_hints(form, colorizer) -> hints.Guide | None:
+    """The ``hints`` field (a hints file's JSON, as text or a file) as a Guide, or None; 422
+    for bad hints or for hints given to a model that takes none."""
+    field = form.get("hints")
+    text = field.file.read(MAX_HINTS_BYTES + 1) if isinstance(field, UploadFile) else field
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(422, "hints: not UTF-8 text") from None
+    if text is not None and len(text) > MAX_HINTS_BYTES:
+        raise HTTPException(422, f"hints: over {MAX_HINTS_BYTES // MB} MB")
+    if text is None or not text.strip():
+        return None
+    try:
+        guide = hints.from_text(text, "hints")
+    except hints.HintError as e:
+        raise HTTPException(422, short_message(str(e))) from None
+    if guide:
+        require_hints(colorizer)
+    return guide
+
+
+def require_hints(colorizer) -> None:
+    """422 unless the model takes hints (:meth:`tinct.Colorizer.require_hints`'s message)."""
+    try:
+        colorizer.require_hints()
+    except hints.HintError as e:
+        raise HTTPException(422, str(e)) from None
 
 
 def parse_options(form, models: dict, default_model: str) -> Options:
@@ -47,7 +87,8 @@ def parse_options(form, models: dict, default_model: str) -> Options:
     return Options(model=model,
                    size=_number(form, "size", int, SIZE_RANGE),
                    saturation=_number(form, "saturation", float, SATURATION_RANGE, default=1.0),
-                   temperature=_number(form, "temperature", float, TEMPERATURE_RANGE))
+                   temperature=_number(form, "temperature", float, TEMPERATURE_RANGE),
+                   guide=parse_hints(form, models[model].colorizer))
 
 
 def _number(form, name: str, kind, bounds, default=None):
@@ -65,25 +106,38 @@ def _number(form, name: str, kind, bounds, default=None):
     return value
 
 
-def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int) -> tuple[bytes, tuple[int, int]]:
+def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int,
+           reference: bytes | None = None) -> tuple[bytes, tuple[int, int]]:
     """Worker job: decode (the pixel limit and the colorizer's memory budget checked from the
-    header first), colorize, encode PNG.
+    header first), colorize, encode PNG. A ``reference`` photo is decoded the same way
+    first, and only its palette kept (it replaces ``options.guide``'s reference).
 
-    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image,
-    503 when memory runs out anyway (:func:`tinct.errors.is_out_of_memory`).
+    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image
+    or the reference (422 for bad hints), 503 when memory runs out anyway
+    (:func:`tinct.errors.is_out_of_memory`).
     """
     def budget(w: int, h: int, mode: str) -> None:  # 413 from the header, before decoding
         check_budget(colorizer, w, h, mode, options.size, max_job_bytes)
 
+    guide = hints.Guide().merged(options.guide)  # each point carries its size (the file's point_size)
+    which = reference
     try:
+        if reference is not None:
+            ref = load_image(reference, max_pixels=max_pixels, name="reference", check=budget)
+            guide = guide.merged(hints.Guide(reference=hints.reference_hint(ref)))
+            del ref  # only its palette is kept: the photo is decoded after, not beside it
+        which = data
         photo = load_image(data, max_pixels=max_pixels, name="upload", check=budget)
-        out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature)
+        out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature,
+                                 hints=guide.points or None, reference=guide.reference)
         buf = io.BytesIO()
         out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
     except MemoryBudgetError as e:  # the colorizer's own check of the decoded photo (same budget)
         raise HTTPException(413, str(e)) from None
     except ImageError as e:
-        raise HTTPException(_status_for_bad_image(data, max_pixels), str(e)) from None
+        raise HTTPException(_status_for_bad_image(which, max_pixels), str(e)) from None
+    except hints.HintError as e:  # a grey reference, a pixel point outside the photo
+        raise HTTPException(422, short_message(str(e))) from None
     except Exception as e:
         if is_out_of_memory(e):
             raise out_of_memory() from None
@@ -124,11 +178,19 @@ _COLORIZE_BODY = {
                            "default": 1.0, "description": "scale the predicted colour"},
             "temperature": {"type": "number", "minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1],
                             "description": "annealed-mean temperature for distribution models"},
+            "hints": {"type": "string", "maxLength": MAX_HINTS_BYTES,
+                      "description": "colour hints: a hints file's JSON, as the web editor saves it "
+                                     '(e.g. {"version": 1, "units": "relative", "points": [{"x": 0.5, "y": 0.2, '
+                                     '"colour": "#ff0000"}]}; docs/GUIDE.md); a hint model only (422 otherwise)'},
+            "reference": {"type": "string", "format": "binary",
+                          "description": "a colour photo whose palette guides the whole result (replaces the "
+                                         "hints' reference); same limits as image; a hint model only"},
         }}}},
 }
 _ERRORS = {408: {"description": "the body did not arrive within the body timeout"},
            413: {"description": "upload or image too large (bytes, pixels, or memory at this size)"},
-           415: {"description": "not an image"}, 422: {"description": "damaged image or bad option"},
+           415: {"description": "not an image (photo or reference)"},
+           422: {"description": "damaged image, bad option, bad hints, or hints for a model that takes none"},
            503: {"description": "busy (every worker and queue place taken) or out of memory; see Retry-After"}}
 
 
@@ -139,19 +201,28 @@ async def colorize(request: Request) -> Response:
     """Colorize one photo (multipart form: ``image`` plus optional fields); returns a PNG of the same size."""
     state = request.app.state.tinct
     state.jobs.check()  # busy now: 503 before parsing (the body is already read: guard.BodyFirst)
-    async with request.form(max_files=1, max_fields=8) as form:
-        upload = form.get("image")
+    async with request.form(max_files=3, max_fields=8) as form:
+        upload, ref = form.get("image"), form.get("reference")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "image: missing; send the photo as multipart form field 'image'")
+        if isinstance(ref, str):  # a form's empty file input arrives as an empty text field
+            if ref.strip():
+                raise HTTPException(422, "reference: expected an image file, got a text field")
+            ref = None
         options = parse_options(form, state.models, state.default_model)
         data = await upload.read()
+        reference = await ref.read() if ref is not None else None
+        if reference == b"" and not ref.filename:  # a form's empty file input: no reference
+            reference = None
         filename = upload.filename
-    if len(data) > state.settings.max_upload_bytes:
+    if reference is not None:
+        require_hints(state.models[options.model].colorizer)
+    if len(data) + len(reference or b"") > state.settings.max_upload_bytes:
         raise UploadTooLarge(state.settings.max_upload_bytes)
     with state.jobs.take() as ticket:  # only now, with the whole upload in hand, a place in the pool
         started = time.perf_counter()
         png, (w, h) = await state.jobs.run(ticket, render, state.models[options.model].colorizer, data, options,
-                                           state.settings.max_pixels, state.settings.max_job_bytes)
+                                           state.settings.max_pixels, state.settings.max_job_bytes, reference)
     headers = {"Content-Disposition": f'inline; filename="{safe_stem(filename)}-colorized.png"',
                "X-Tinct-Model": options.model, "X-Tinct-Size": f"{w}x{h}",
                "X-Tinct-Seconds": f"{time.perf_counter() - started:.3f}", "Cache-Control": "no-store"}

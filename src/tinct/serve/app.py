@@ -27,7 +27,7 @@ from .. import __version__
 from . import api, study_web
 from .guard import BodyFirst, Shield, allowed_hosts
 from .jobs import Busy, JobPool
-from .limits import MB
+from .limits import MB, short
 from .settings import ModelEntry, ServeSettings, load_models
 from .study import StudySet, VoteLimits, VoteStore
 
@@ -94,18 +94,10 @@ async def _busy(request: Request, exc: Busy) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
 
-def _short(value, limit: int = 64):
-    """A client's value as a validation error may echo it: scalars kept, anything long cut."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
-
-
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, with each offending input cut to 64 characters (never echoed in full)."""
+    """FastAPI's 422, with each offending input cut (:func:`.limits.short`; never echoed in full)."""
     errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type"),
-               "input": _short(e.get("input"))} for e in exc.errors()]
+               "input": short(e.get("input"))} for e in exc.errors()]
     return JSONResponse({"detail": errors}, status_code=422)
 
 
@@ -115,7 +107,7 @@ def _add_pages(app: FastAPI) -> None:
         """What this API offers: its endpoints, the docs and the OpenAPI document."""
         return {"name": "tinct", "version": __version__, "docs": "/docs", "openapi": "/openapi.json",
                 "endpoints": {"POST /api/colorize": "colorize one photo (multipart: image, model, size, saturation, "
-                                                    "temperature)",
+                                                    "temperature, hints, reference)",
                               "GET /api/models": "the models and the default",
                               "GET /healthz": "liveness and load",
                               "GET /api/study/next": "a study trial", "POST /api/study/vote": "vote on a trial",

@@ -12,10 +12,13 @@ colorize`` decides. What is the server's own:
   ``memory_budget``: :meth:`tinct.serve.settings.ModelEntry.with_memory_budget`), and a
   request over it is a 413 that names the estimate and the largest working size that fits;
 - a failed allocation anyway (:func:`tinct.errors.is_out_of_memory`) is a 503 with
-  ``Retry-After``.
+  ``Retry-After``;
+- a client's value echoed in an error is cut to :data:`ECHO_LIMIT` characters (:func:`short`).
 """
 
 from __future__ import annotations
+
+import re
 
 from fastapi import HTTPException
 
@@ -23,6 +26,23 @@ from ..budget import MemoryBudgetError
 
 SIZE_RANGE = (32, 768)  # working size over REST; a photo at 768 fits the default --max-job-mb
 MB = 2**20
+ECHO_LIMIT = 64  # a client's value is echoed in an error cut to this many characters, never in full
+
+
+def short(value, limit: int = ECHO_LIMIT):
+    """A client's value as an error may echo it: scalars kept, anything long cut."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def short_message(message: str, limit: int = ECHO_LIMIT) -> str:
+    """An error message that quotes a client's value (``HintError``'s do), fit to answer:
+    each run of more than ``limit`` characters without a space is cut to ``limit``, and the
+    whole to ``4 * limit``."""
+    cut = re.sub(rf"\S{{{limit + 1},}}", lambda m: f"{m.group()[:limit]}...", message)
+    return short(cut, 4 * limit)
 
 
 def out_of_memory() -> HTTPException:

@@ -136,8 +136,9 @@ class ModelEntry:
         return dataclasses.replace(self, colorizer=colorizer)
 
     def info(self) -> dict:
+        """What ``GET /api/models`` says of the model; ``hints``: whether it takes colour hints."""
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
-                "output": self.colorizer.spec.tag}
+                "output": self.colorizer.spec.tag, "hints": bool(self.colorizer.spec.hints)}
 
 
 def split_spec(text: str) -> tuple[str, str]:
