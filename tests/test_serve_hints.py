@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +27,8 @@ from tinct.models import create_model
 
 from conftest import make_photo
 from test_guide import RED, _ab, _mean_ab, wire
+
+STATIC = Path(__file__).resolve().parents[1] / "src" / "tinct" / "serve" / "static"
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +180,34 @@ def test_models_say_which_take_hints_and_openapi_describes_the_fields(make_clien
     assert "hints file's JSON" in props["hints"]["description"] and props["hints"]["type"] == "string"
     assert props["reference"]["format"] == "binary" and "palette" in props["reference"]["description"]
     assert "hints" in client.get("/api").json()["endpoints"]["POST /api/colorize"]
+
+
+# ---------------------------------------------------------------- the page's editor
+EDITOR_IDS = ["editor", "hint-photo", "hint-layer", "hint-colour", "hint-delete", "hint-clear", "hints-save",
+              "hints-load", "reference"]
+
+
+def test_the_page_serves_the_hint_editor(make_client):
+    client = make_client()
+    page = client.get("/").text
+    for id_ in EDITOR_IDS + ["file", "model", "before", "after", "split", "download", "status"]:
+        assert re.search(rf'id="{id_}"', page), id_
+    assert '<input type="color" id="hint-colour"' in page
+    for id_ in ("hint-delete", "hint-clear", "hints-save"):  # buttons with their own text
+        assert re.search(rf'<button[^>]*id="{id_}"[^>]*>[^<]*\w', page), id_
+    assert '<script src="/static/hints.js"></script>' in page
+    js = client.get("/static/hints.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for needle in ('"/api/colorize"', "debounce", '"relative"', "version: 1", "Delete"):
+        assert needle in js.text + client.get("/static/app.js").text, needle
+    # no fetch but the app's own API
+    for name in ("app.js", "hints.js"):
+        for url in re.findall(r"fetch\(\s*([^,)]+)", (STATIC / name).read_text()):
+            assert url.strip().startswith(('"/api/', '"/healthz"')), (name, url)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("name", ["app.js", "hints.js", "study.js"])
+def test_the_pages_js_parses(name):
+    r = subprocess.run(["node", "--check", str(STATIC / name)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
