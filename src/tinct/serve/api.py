@@ -119,11 +119,17 @@ def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_by
     def budget(w: int, h: int, mode: str) -> None:  # 413 from the header, before decoding
         check_budget(colorizer, w, h, mode, options.size, max_job_bytes)
 
+    def reference_budget(w: int, h: int, mode: str) -> None:  # the photo's budget, the message naming the reference
+        try:
+            budget(w, h, mode)
+        except HTTPException as e:
+            raise HTTPException(e.status_code, f"reference: {e.detail}") from None
+
     guide = hints.Guide().merged(options.guide)  # each point carries its size (the file's point_size)
     which = reference
     try:
         if reference is not None:
-            ref = load_image(reference, max_pixels=max_pixels, name="reference", check=budget)
+            ref = load_image(reference, max_pixels=max_pixels, name="reference", check=reference_budget)
             guide = guide.merged(hints.Guide(reference=hints.reference_hint(ref)))
             del ref  # only its palette is kept: the photo is decoded after, not beside it
         which = data
