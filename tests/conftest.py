@@ -20,6 +20,17 @@ def make_photo(w: int = 96, h: int = 64, seed: int = 0) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
 
 
+def composed_at_once(L: torch.Tensor, ab_small: torch.Tensor) -> np.ndarray:
+    """What ``Colorizer.render`` gives for ``L`` and a small ab, composed in one piece
+    (bilinear ab upsampling, Lab -> sRGB, 8-bit rounding): the reference for its strips and tiles."""
+    import torch.nn.functional as F
+
+    from tinct import Colorizer
+
+    ab = F.interpolate(ab_small[None], size=tuple(L.shape), mode="bilinear", align_corners=False)[0]
+    return (np.clip(Colorizer.compose(L, ab), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """ONNX exports and photo caches go to a folder of this test session, not ~/.cache."""

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from tinct import Colorizer, colorizer as colorizer_module
@@ -17,14 +16,13 @@ from tinct.batch import parse_shard, shard
 from tinct.checkpoint import CheckpointError
 from tinct.io import load_image
 
-from conftest import make_photo
+from conftest import composed_at_once, make_photo
 
 def test_render_in_strips_equals_composing_at_once(tiny_colorizer, monkeypatch):
     rng = np.random.default_rng(0)
     L = torch.from_numpy(rng.uniform(0, 100, (37, 53)).astype(np.float32))
     ab_small = torch.from_numpy(rng.uniform(-60, 60, (2, 5, 7)).astype(np.float32))
-    whole = Colorizer.compose(L, F.interpolate(ab_small[None], size=(37, 53), mode="bilinear", align_corners=False)[0])
-    expected = (np.clip(whole, 0, 1) * 255 + 0.5).astype(np.uint8)
+    expected = composed_at_once(L, ab_small)
     monkeypatch.setattr(colorizer_module, "STRIP_PIXELS", 3 * 53 + 5)  # 3 rows a strip: 13 strips
     got = np.asarray(tiny_colorizer.render(L, ab_small))
     assert got.shape == (37, 53, 3)
