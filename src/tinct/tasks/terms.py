@@ -116,7 +116,8 @@ def hue_variety(ab: torch.Tensor, delta: float = 1e-4) -> torch.Tensor:
     """``(B,)`` per-photo hue variety of ``(B, 2, h, w)`` ab (Lab units): ``1 - |mean ab| /
     mean |ab|`` (0: one hue everywhere, or neutral): ``tinct.metrics.variety``'s formula on
     torch tensors, made differentiable (that metric, on 8-bit photos, also counts a photo of
-    mean chroma under 0.5 as 0; here it is computed at any chroma, exactly neutral giving 0): each norm is ``sqrt(|.|^2 + delta)``, smooth at 0 and, being convex,
+    mean chroma under 0.5 as 0; here it is computed at any chroma, exactly neutral giving
+    0): each norm is ``sqrt(|.|^2 + delta)``, smooth at 0 and, being convex,
     still never larger for the mean than on average, so the value stays in [0, 1]."""
     mean_ab = (ab.mean((2, 3)).pow(2).sum(1) + delta).sqrt()
     mean_chroma = (ab.pow(2).sum(1) + delta).sqrt().mean((1, 2))
