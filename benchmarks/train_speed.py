@@ -22,10 +22,12 @@ reported with their ratios:
 backward and optimiser, and compares the network's achieved GFLOP/s in forward + backward
 with this CPU's measured float32 and bfloat16 matmul rates.
 
-``--recipes`` instead times every recipe in ``recipes/`` (its own crops, batch and
-precision; the photos of ``--data``) with its batches made in the loop as before issue 29
-(``data.prefetch=0``) and made ahead by the prefetch thread (the default), interleaved, and
-prints the ratio: no recipe may be slower.
+``--recipes`` instead times every recipe in ``recipes/`` (its own crops and batch; the
+photos of ``--data``) five ways, interleaved: the trainer as before issue 29 (float32,
+contiguous, batches made in the loop), float32 channels-last, bfloat16 autocast (``auto``)
+contiguous and channels-last, and as the recipe is written; it prints img/s and the ratios
+to "before": no recipe may be slower as written, and the table says per model family
+where channels-last and bfloat16 pay.
 """
 
 from __future__ import annotations
@@ -140,29 +142,46 @@ def profile(task, batches, n: int) -> dict[str, float]:
     return {k: v / n for k, v in spent.items()} | {"step": total / n}
 
 
-def recipe_speeds(data_dir: str, rounds: int, steps: int) -> None:
-    """Each recipe's img/s without and with the prefetch thread, interleaved."""
+VARIANTS = {  # name -> overrides; "before" is the trainer as it was before issue 29
+    "before": ["train.precision=fp32", "train.channels_last=false", "data.prefetch=0"],
+    "fp32+cl": ["train.precision=fp32", "train.channels_last=true", "data.prefetch=0"],
+    "bf16": ["train.precision=auto", "train.channels_last=false", "data.prefetch=0"],
+    "bf16+cl": ["train.precision=auto", "train.channels_last=true", "data.prefetch=0"],
+    "recipe": [],
+}
+
+
+def recipe_speeds(data_dir: str, rounds: int, steps: int, only: str | None = None) -> None:
+    """Each recipe's img/s with the trainer as before issue 29, in float32 and bfloat16
+    (``auto``), contiguous and channels-last, and as the recipe says, interleaved; ratios to
+    "before" (the per-family table of docs/PERFORMANCE.md)."""
     root = RECIPE.parents[1]
-    print(f"{'recipe':<28} {'inline':>8} {'prefetch':>9}  ratio   (img/s, medians of {rounds} rounds x {steps} steps)")
+    names = list(VARIANTS)
+    print(f"img/s, medians of {rounds} rounds x {steps} steps; ratio = variant / before")
+    print(f"{'recipe':<30}" + "".join(f"{n:>9}" for n in names) + "   " + "  ".join(f"{n:>7}" for n in names[1:]))
     for recipe in sorted(root.rglob("*.yaml")):
         name = recipe.relative_to(root).with_suffix("").as_posix()
+        if only and only not in name:
+            continue
         cfg = config.load(recipe)
         extra = ["model.init=null", "task.prior_images=100", "task.d_warmup=0"]
         runs = {}
-        for prefetch in (0, 2):
-            task, batches, _ = trainer(data_dir, [*extra, f"data.prefetch={prefetch}"], recipe=recipe)
-            runs[prefetch] = (task, batches)
+        for v, overrides in VARIANTS.items():
+            task, batches, _ = trainer(data_dir, [*extra, *overrides], recipe=recipe)
+            runs[v] = (task, batches)
         bs = cfg.data.batch_size
         for task, batches in runs.values():
             timed(lambda: task.train_step(next(batches)), 1, bs)  # warm-up
-        rates = {p: [] for p in runs}
+        rates = {v: [] for v in runs}
         for _ in range(rounds):
-            for p, (task, batches) in runs.items():
-                rates[p].append(timed(lambda: task.train_step(next(batches)), steps, bs))
-        a, b = statistics.median(rates[0]), statistics.median(rates[2])
-        print(f"{name:<28} {a:8.2f} {b:9.2f}  {b / a:.2f}x", flush=True)
+            for v, (task, batches) in runs.items():
+                rates[v].append(timed(lambda: task.train_step(next(batches)), steps, bs))
+        med = {v: statistics.median(r) for v, r in rates.items()}
+        print(f"{name:<30}" + "".join(f"{med[v]:9.2f}" for v in names) + "   "
+              + "  ".join(f"{med[v] / med['before']:6.2f}x" for v in names[1:]), flush=True)
         for _, batches in runs.values():
             batches.close()
+        del runs
 
 
 def main() -> None:
@@ -173,7 +192,8 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=8, metavar="N", help="profile N trainer steps (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prefetch", type=int, default=0, help="data.prefetch of the trainer measured (default 0)")
-    ap.add_argument("--recipes", action="store_true", help="time every recipe with and without prefetching instead")
+    ap.add_argument("--recipes", action="store_true", help="time every recipe before issue 29, in fp32/bf16 x contiguous/channels-last and as written, instead")
+    ap.add_argument("--only", metavar="TEXT", help="with --recipes: only recipes whose name contains TEXT")
     ap.add_argument("--max-gb", type=float, default=16, help="address-space limit of this process (GB)")
     args = ap.parse_args()
     import resource
@@ -184,7 +204,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     torch.set_num_threads(args.threads)
     if args.recipes:
-        recipe_speeds(args.data, args.rounds, args.steps)
+        recipe_speeds(args.data, args.rounds, args.steps, args.only)
         return
     new, new_batches, used = trainer(args.data, ["train.precision=auto", f"data.prefetch={args.prefetch}"])
     old, old_batches, _ = trainer(args.data, ["train.precision=fp32", "train.channels_last=false", "data.prefetch=0"], 1)
@@ -215,13 +235,17 @@ def main() -> None:
         print(f"\nprofile of {args.profile} trainer steps ({used}), ms per step:")
         for k, v in spent.items():
             print(f"  {k:<20} {1000 * v:7.1f}  ({100 * v / spent['step']:.0f}%)" if k != "step" else f"  {k:<20} {1000 * v:7.1f}")
+        # Forward FLOPs counted by torch, backward taken as twice the forward (the input and
+        # the weight gradients): torch's counter charges a grouped convolution's backward as a
+        # dense one (groups x too much: a depthwise 3x3 on 8x256x32x32 counts 9.7 GFLOP instead
+        # of 0.08; pytorch/pytorch#183405), which made this line report 380.7 GFLOP a step.
         x = torch.zeros(batch_size, 1, 128, 128)
-        with FlopCounterMode(display=False) as counter:
-            bare_model(x).sum().backward()
-        gflop = counter.get_total_flops() / 1e9
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            bare_model(x)
+        gflop = 3 * counter.get_total_flops() / 1e9
         achieved = gflop / (spent["forward + loss"] + spent["backward"])
         f32, b16 = matmul_rate(torch.float32), matmul_rate(torch.bfloat16)
-        print(f"  network forward + backward: {gflop:.1f} GFLOP per step -> {achieved:.0f} GFLOP/s achieved; "
+        print(f"  network forward + backward (3 x forward): {gflop:.1f} GFLOP per step -> {achieved:.0f} GFLOP/s achieved; "
               f"matmul 2048^2 on this CPU: {f32:.0f} GFLOP/s float32 ({100 * achieved / f32:.0f}%), "
               f"{b16:.0f} GFLOP/s bfloat16 ({100 * achieved / b16:.0f}%)")
     for b in (new_batches, old_batches):
