@@ -411,7 +411,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_torchrun_two_cpu_processes(photos, tmp_path):
     """DDP over gloo: trains to completion, each process draws a disjoint share of every
-    epoch, and the checkpoint colorizes."""
+    epoch, the run resumes with two processes, and the checkpoint colorizes."""
     script = tmp_path / "recorded_tinct.py"
     script.write_text(textwrap.dedent(RECORDER))
     out, log = tmp_path / "run", tmp_path / "shards"
@@ -430,6 +430,11 @@ def test_torchrun_two_cpu_processes(photos, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 2
     assert checkpoint.read(out / "last.pt")["processes"] == 2
+    resumed = subprocess.run([*cmd[:-1], "train.steps=4", "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = _rows(out / "train.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4"] and all(np.isfinite(float(r["loss"])) for r in rows)
+    assert checkpoint.read(out / "last.pt")["step"] == 4 and checkpoint.read(out / "last.pt")["processes"] == 2
     make_photo(50, 40).save(tmp_path / "in.png")
     assert main(["colorize", str(tmp_path / "in.png"), "--model", str(out / "best.pt"), "-o", str(tmp_path / "o.png"), "-q"]) == 0
     assert Image.open(tmp_path / "o.png").size == (50, 40)
