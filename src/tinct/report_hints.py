@@ -134,6 +134,7 @@ def plot(section: dict, path: Path) -> None:
     for ax, title in zip(axes, ("PSNR dB", "AUC ab")):
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xticks(counts, [str(c) for c in counts])
+        ax.set_xlim(-0.4, max(counts) * 1.35 if max(counts) else 1)  # room for the end points' bars
         ax.set_xlabel("simulated hints per photo")
         ax.set_title(title)
         ax.grid(alpha=0.3)
