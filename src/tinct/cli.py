@@ -138,7 +138,8 @@ def cmd_evaluate(args) -> int:
 
     try:
         results = run(args.data, args.models, args.out, size=args.size, crop=args.crop, limit=args.limit, quiet=args.quiet,
-                      degradation=args.degrade, degrade_seed=args.degrade_seed)
+                      degradation=args.degrade, degrade_seed=args.degrade_seed, hint_counts=args.hints,
+                      reference=args.reference, hint_seed=args.hint_seed)
     except UsageError as e:
         return _error(str(e))
     except CheckpointError as e:

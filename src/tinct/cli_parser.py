@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, metavar="DIR", help="folder of colour photos (searched recursively)")
     e.add_argument("--model", dest="models", action="append", required=True, metavar="MODEL",
                    help="bundled model name, checkpoint file, run folder, or a baseline: gray (ab = 0), "
-                        "mean-ab (constant training-set mean chroma); repeat for several, the first being "
-                        "the reference the others are compared with")
+                        "mean-ab (constant training-set mean chroma), spread:MODEL (MODEL's output with colour hints "
+                        "spread by a Gaussian in x, y and L: the non-learned hint baseline); repeat for several, the "
+                        "first being the reference the others are compared with")
     e.add_argument("--size", type=_size, default=None, help="working size for checkpoint models (default: each model's own)")
     e.add_argument("--crop", type=_size, default=None, metavar="N",
                    help="resize the short side to N and centre-crop NxN first (quality targets use 256)")
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="eval_report", metavar="REPORT_DIR", help="report folder (default: eval_report/)")
     e.add_argument("--degrade", default=None, metavar="NAME", help="degrade the grey input first: old-print (the truth stays clean)")
     e.add_argument("--degrade-seed", type=int, default=0, metavar="N", help="seed of --degrade (default 0)")
+    e.add_argument("--hints", type=_hint_counts, default=None, metavar="N[,N...]",
+                   help="also evaluate with N colour hints per photo simulated from the true colours (fixed places, "
+                        "the same for every model), e.g. 0,1,2,5,10,20,50; plots PSNR and AUC against N "
+                        "(docs/GUIDE.md)")
+    e.add_argument("--reference", choices=["self"], default=None,
+                   help="self: also evaluate with each photo's own palette as the reference (global hint)")
+    e.add_argument("--hint-seed", type=int, default=0, metavar="N", help="seed of the simulated hints' places (default 0)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     k = sub.add_parser("calibrate", help="choose a model's decoding on validation photos and write it into the checkpoint",
@@ -181,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value",
                    help="recipe overrides, e.g. train.steps=30 optim.lr=3e-4")
     return p
+
+
+def _hint_counts(text: str) -> tuple[int, ...]:
+    from .hints import MAX_POINTS
+
+    try:
+        counts = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 0,1,10, got {text!r}") from None
+    if not all(0 <= v <= MAX_POINTS for v in counts):
+        raise argparse.ArgumentTypeError(f"hint counts must be 0 to {MAX_POINTS}, got {text!r}")
+    return counts
 
 
 def _scale_set(text: str) -> tuple[float, ...]:

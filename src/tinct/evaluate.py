@@ -7,7 +7,9 @@
 Every model sees only the grey image and its output is quantised to 8 bits, as a saved
 photo would be. Two baselines need no weights: ``gray`` (ab = 0) and ``mean-ab`` (a
 constant chroma, :data:`MEAN_AB`, measured on the training corpus rather than on the
-photos being evaluated). What a run measured (:class:`tinct.report.Results`) and the report
+photos being evaluated). ``spread:BASE`` is the non-learned colour-hint baseline on
+another model's output; with ``--hints``/``--reference`` every model is also evaluated with
+colour hints simulated from the truth (:mod:`tinct.hinteval`, docs/GUIDE.md). What a run measured (:class:`tinct.report.Results`) and the report
 writers live in :mod:`tinct.report`; the metric definitions in :mod:`tinct.metrics` and
 ``docs/EVALUATION.md``.
 
@@ -26,7 +28,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from . import color, metrics, report
+from . import color, hinteval, metrics, report, report_hints
 from .io import INPUT_EXTS, ImageError, Photo, find_images, load_image, square, to_pil
 
 # Pixel-weighted mean (a, b) of the tinct training corpus (5834 photos, 671 M pixels,
@@ -43,6 +45,7 @@ class UsageError(Exception):
 
 
 ModelFn = Callable[[Photo], np.ndarray]  # grey Photo -> float RGB (H, W, 3) in [0, 1], 8-bit steps
+SPREAD = "spread:"  # spread:BASE, the non-learned hint baseline on BASE's output (tinct.hinteval.SpreadModel)
 
 
 # ----------------------------------------------------------------- inputs
@@ -94,8 +97,25 @@ def _mean_ab_baseline(photo: Photo) -> np.ndarray:
     return quantize(color.lab_to_rgb(lab))
 
 
+class CheckpointModel:
+    """A checkpoint, run folder or bundled model as evaluated: ``(photo) -> RGB``, and for a
+    hint model ``(photo, guide) -> RGB`` (``auto`` is ignored: the network sees the hints)."""
+
+    def __init__(self, colorizer, size: int | None = None):
+        self.colorizer, self.size = colorizer, size
+        self.takes_points = self.takes_reference = bool(colorizer.spec.hints)
+
+    def __call__(self, photo: Photo, guide=None, auto=None) -> np.ndarray:
+        if guide is None:
+            out = self.colorizer.colorize(photo, size=self.size)
+        else:
+            out = self.colorizer.colorize_many([photo], size=self.size, guides=[guide])[0]
+        return np.asarray(out, dtype=np.float32) / 255.0
+
+
 def load_models(specs: list[str], size: int | None = None) -> dict[str, ModelFn]:
-    """Name -> function for each ``--model``: a baseline, a bundled name, a checkpoint or run folder.
+    """Name -> function for each ``--model``: a baseline, a bundled name, a checkpoint or run
+    folder, or ``spread:BASE`` (BASE any of those).
 
     Args:
         specs: model strings; their text is also the name in the reports.
@@ -115,9 +135,13 @@ def load_models(specs: list[str], size: int | None = None) -> dict[str, ModelFn]
             models[spec] = _gray_baseline
         elif spec == "mean-ab":
             models[spec] = _mean_ab_baseline
+        elif spec.startswith(SPREAD):
+            base = spec[len(SPREAD):]
+            if not base or base.startswith(SPREAD):
+                raise UsageError(f"model {spec!r}: spread: takes one model to correct, e.g. spread:default")
+            models[spec] = hinteval.SpreadModel(load_models([base], size)[base])
         else:
-            colorizer = Colorizer.load(spec)
-            models[spec] = lambda photo, c=colorizer: np.asarray(c.colorize(photo, size=size), dtype=np.float32) / 255.0
+            models[spec] = CheckpointModel(Colorizer.load(spec), size)
     return models
 
 
@@ -160,7 +184,7 @@ def _save_thumb(rgb: np.ndarray, path: Path) -> None:
 def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: int | None = None,
              gallery: Path | None = None, quiet: bool = False,
              probe: metrics.EfficientNetProbe | None = None, degradation: str | None = None,
-             degrade_seed: int = 0) -> report.Results:
+             degrade_seed: int = 0, plan: hinteval.Plan | None = None) -> report.Results:
     """Grey each photo, colorize it with every model and measure against the original.
 
     Args:
@@ -174,6 +198,8 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
         degradation: a :data:`tinct.degrade.PRESETS` name applied to the grey input (see
             :func:`grey_input`); the truth stays the clean photo.
         degrade_seed: its seed.
+        plan: the rows to report (:class:`tinct.hinteval.Plan`: each model under each hint
+            condition); default: one row per model, without hints.
 
     Returns:
         the :class:`tinct.report.Results`; photos that cannot be read are listed in ``failures``.
@@ -183,8 +209,9 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
     from tqdm import tqdm
 
     probe = probe or metrics.EfficientNetProbe()
-    names = list(models)
-    res = report.Results(models=names, seconds={n: [] for n in names})
+    plan = plan or hinteval.Plan(models)
+    names = plan.names
+    res = report.Results(models=names, seconds={n: [] for n in names}, extra_columns=list(plan.extra_columns))
     feats: dict[str, list[np.ndarray]] = {n: [] for n in ["<truth>", *names]}
     warmed: set[str] = set()
     if gallery is not None:
@@ -197,22 +224,25 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
             res.failures.append(str(e))
             continue
         gray = Photo(pixels=grey_input(truth, photo_id, degradation, degrade_seed), alpha=None, name=photo_id, is_gray=True)
+        guides = plan.guides(truth, photo_id)
         outputs = {}
-        for name, fn in models.items():
+        for row in plan.rows:
+            name, fn = row.name, models[row.model]
             if name not in warmed:  # first call pays one-off set-up costs; keep them out of the timing
-                fn(gray)
+                plan.output(row, fn, gray, guides, outputs)
                 warmed.add(name)
             t0 = time.perf_counter()
-            outputs[name] = fn(gray)
+            outputs[name] = plan.output(row, fn, gray, guides, outputs)
             res.seconds[name].append(time.perf_counter() - t0)
+        L_in = hinteval.lightness(gray) if plan.hinted else None
         labels, conf, f = probe.classify([truth, *outputs.values()])  # (1 + M,), (1 + M,), (1 + M, 1280)
         for k, name in enumerate(["<truth>", *names]):
             feats[name].append(f[k])
         gt = truth_stats(truth)
-        for k, name in enumerate(names, start=1):
-            row = {"photo": photo_id, "model": name, **image_metrics(outputs[name], truth, gt)}
+        for k, r in enumerate(plan.rows, start=1):
+            row = {"photo": photo_id, "model": r.name, **image_metrics(outputs[r.name], truth, gt)}
             row.update(top1=int(labels[k]), top1_gt=int(labels[0]), top1_agree=int(labels[k] == labels[0]),
-                       top1_conf_gt=float(conf[0]))
+                       top1_conf_gt=float(conf[0]), **plan.extras(r, guides, outputs, L_in))
             res.rows.append(row)
         pid = f"p{i:04d}"
         res.photos.append(photo_id)
@@ -230,9 +260,12 @@ def evaluate(photos: list[Path], data: Path, models: dict[str, ModelFn], crop: i
 
 def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | None = None, crop: int | None = None,
         limit: int | None = None, quiet: bool = False, degradation: str | None = None,
-        degrade_seed: int = 0) -> report.Results:
+        degrade_seed: int = 0, hint_counts=None, reference: str | None = None, hint_seed: int = 0) -> report.Results:
     """Find the photos (the first ``limit`` by path), load the models, evaluate, write every
     report into ``out``.
+
+    ``hint_counts`` (numbers of simulated points) and ``reference="self"`` evaluate every
+    model under those hint conditions too (:mod:`tinct.hinteval`; ``hint_seed`` draws the points).
 
     Raises:
         UsageError: ``data`` is not a folder or holds no photos; a model is given twice.
@@ -250,10 +283,18 @@ def run(data: str | Path, model_specs: list[str], out: str | Path, size: int | N
         if degradation not in PRESETS:
             raise UsageError(f"--degrade {degradation}: unknown; choose one of {', '.join(sorted(PRESETS))}")
     models = load_models(model_specs, size)
+    try:
+        plan = hinteval.Plan(models, hint_counts, reference, hint_seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     results = evaluate(photos, data, models, crop=crop, gallery=out / "gallery", quiet=quiet,
-                       degradation=degradation, degrade_seed=degrade_seed)
+                       degradation=degradation, degrade_seed=degrade_seed, plan=plan)
     results.config = {"data": str(data), "models": list(model_specs), "size": size, "crop": crop, "limit": limit,
                       "photos_found": len(photos), "mean_ab": list(MEAN_AB), "degrade": degradation,
                       "degrade_seed": degrade_seed if degradation else None}
-    report.write_all(results, out)
+    if plan.hinted:
+        results.config["hints"] = plan.config()
+    summary = report.write_all(results, out)
+    if plan.hinted:
+        report_hints.write(results, summary, out)
     return results

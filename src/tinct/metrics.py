@@ -131,6 +131,37 @@ def ciede2000(pred: np.ndarray, target: np.ndarray) -> float:
     return float(deltaE_ciede2000(color.rgb_to_lab(target), color.rgb_to_lab(pred)).mean())
 
 
+def hint_obedience(pred: np.ndarray, L: np.ndarray, xy: np.ndarray, asked: np.ndarray, window: int = 5) -> float:
+    """How well colour hints are obeyed: the mean CIEDE2000 between the asked colour and
+    the prediction over the ``window`` x ``window`` pixels around each point (cut at the
+    photo's edges). The asked colour at a pixel is (L there, the point's a, b): a hint
+    gives only chroma, the lightness is the photo's own.
+
+    Args:
+        pred: float RGB ``(H, W, 3)`` in [0, 1].
+        L: ``(H, W)`` the photo's lightness (the grey input's).
+        xy: ``(K, 2)`` int pixel (x, y) of the points.
+        asked: ``(K, 2)`` their ab.
+
+    Returns:
+        the mean over every window pixel of every point (>= 0); NaN with no points.
+    """
+    from skimage.color import deltaE_ciede2000
+
+    xy = np.asarray(xy, dtype=int).reshape(-1, 2)
+    if len(xy) == 0:
+        return float("nan")
+    lab = color.rgb_to_lab(np.asarray(pred, dtype=np.float32)).astype(np.float64)
+    r = window // 2
+    got, want = [], []
+    for (x, y), (a, b) in zip(xy, np.asarray(asked, dtype=np.float64).reshape(-1, 2)):
+        ys, xs = slice(max(0, y - r), y + r + 1), slice(max(0, x - r), x + r + 1)
+        got.append(lab[ys, xs].reshape(-1, 3))
+        l_here = np.asarray(L, dtype=np.float64)[ys, xs].reshape(-1)
+        want.append(np.stack([l_here, np.full_like(l_here, a), np.full_like(l_here, b)], -1))
+    return float(deltaE_ciede2000(np.concatenate(want), np.concatenate(got)).mean())
+
+
 # ----------------------------------------------------------------- colour statistics
 def colourfulness(rgb: np.ndarray) -> float:
     """Hasler & Susstrunk (2003) colourfulness on 0..255 RGB.

@@ -70,7 +70,9 @@ class Results:
         frechet: model -> Frechet distance between EfficientNet-Lite0 features of its
             outputs and of the originals (NaN with fewer than two photos).
         failures: one message per photo that could not be evaluated.
-        config: how the run was made (data, crop, size, limit, models, mean ab).
+        config: how the run was made (data, crop, size, limit, models, mean ab, hints).
+        extra_columns: more per-row columns for metrics.csv after :data:`METRIC_COLUMNS`
+            (the hint columns of ``tinct evaluate --hints``, :mod:`tinct.report_hints`).
     """
 
     models: list[str]
@@ -81,6 +83,7 @@ class Results:
     frechet: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
 
     def column(self, model: str, name: str) -> np.ndarray:
         """One metric over the photos for one model, float ``(N,)``."""
@@ -112,9 +115,10 @@ def _fmt(x) -> str:
 def write_metrics_csv(results: Results, path: Path) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["photo", "model", *METRIC_COLUMNS])
+        columns = [*METRIC_COLUMNS, *results.extra_columns]
+        w.writerow(["photo", "model", *columns])
         for r in results.rows:
-            w.writerow([r["photo"], r["model"], *(_fmt(r[c]) for c in METRIC_COLUMNS)])
+            w.writerow([r["photo"], r["model"], *(_fmt(r[c]) for c in columns)])
 
 
 def write_timing_csv(results: Results, path: Path) -> None:
