@@ -62,7 +62,7 @@ def run_cli(args: list[str], cpus: int, src_path: Path, limit_gb: float | None) 
     env = dict(os.environ, PYTHONPATH=str(src_path), OMP_NUM_THREADS=str(cpus))
 
     def limit():
-        os.nice(10)
+        os.nice(max(0, 10 - os.nice(0)))  # at niceness 10, beside the machine's other work
         if limit_gb:
             resource.setrlimit(resource.RLIMIT_AS, (int(limit_gb * 1e9),) * 2)
 

@@ -139,6 +139,17 @@ def test_stale_temporaries_of_the_outputs_only_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.png.k3j9x0qz.tmp", "a.png.tmp"]
 
 
+def test_failures_csv_rows_and_worker_count():
+    from tinct.cluster.driver import failures_table
+    from tinct.cluster.worker import default_workers
+
+    text = failures_table(["/a/b, c.jpg: empty file (0 bytes)", "odd line"]).decode()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows == [{"input": "/a/b, c.jpg", "reason": "empty file (0 bytes)"}, {"input": "", "reason": "odd line"}]
+    assert default_workers({"CPU": 16.0}, 1, 0) == 16 and default_workers({"CPU": 16.0}, 3, 0) == 5
+    assert default_workers({"CPU": 16.0, "GPU": 2.0}, 1, 0.5) == 4 and default_workers({"CPU": 1.0}, 2, 0) == 1
+
+
 # ----------------------------------------------------------------- on a local Ray instance
 @pytest.fixture(scope="module")
 def ray_local():
@@ -242,7 +253,9 @@ def test_worker_killed_mid_run_every_photo_done_once(tmp_path, tiny_checkpoint):
         while len(list(out.rglob("*.png"))) < 4 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         workers = _ray_workers(proc.pid)
-        assert proc.poll() is None and len(workers) == 2, "the run ended (or found no workers) before the kill"
+        if proc.poll() is not None or len(workers) != 2:
+            proc.kill()
+            pytest.fail(f"the run ended (or had not 2 workers: {workers}) before the kill:\n{proc.communicate()[1][-3000:]}")
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         before = {p.name: p.stat().st_ino for p in out.rglob("*.png")}
