@@ -154,6 +154,7 @@ def test_failures_csv_rows_and_worker_count():
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as tinct's own local instance (tinct.cluster.driver.connect)
     ray.init(num_cpus=2, object_store_memory=300_000_000, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

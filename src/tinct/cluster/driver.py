@@ -67,6 +67,9 @@ def connect(address: str | None = None, num_cpus: int | None = None,
     start = time.perf_counter()
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address in (None, "local"):
+        # The workers do the command's own work: at its priority, not Ray's default of 15 lower
+        # (which leaves them behind everything else on a busy machine). Read by the raylet it starts.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, object_store_memory=object_store_memory, **quiet)
     else:
         ray.init(address=address, **quiet)
