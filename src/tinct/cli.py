@@ -45,31 +45,19 @@ def main(argv: list[str] | None = None) -> int:
 
 # --------------------------------------------------------------------- colorize
 def cmd_colorize(args) -> int:
-    from .backends import BackendError
-    from .batch import PlanError, colorize_files, plan_colorize, prepare_hints
-    from .checkpoint import CheckpointError
-    from .colorizer import Colorizer
+    from .batch import PlanError, colorize_files, plan_colorize
 
+    if args.ray is not None:
+        return cmd_colorize_ray(args)
     try:
         plan = plan_colorize(args.inputs, args.output, args.format, recursive=args.recursive, shard_spec=args.shard,
                              overwrite=args.overwrite)
     except PlanError as e:
-        for line in e.problems:
-            print(f"tinct: error: {line}", file=sys.stderr)
-        return _error(str(e))
-    try:
-        colorizer = Colorizer.load(args.model, backend=args.backend)
-    except (CheckpointError, BackendError) as e:
-        return _error(f"cannot load model: {e}")
-    colorizer.memory_budget = int(args.max_memory_gb * 1e9)
-    hints = prepare_hints(colorizer, plan, args.hint, args.hints, args.reference, args.hints_dir, args.hint_size, _say)
-
-    bar = _progress(plan.total, args.quiet)
-    for line in [] if args.quiet else plan.skipped:
-        _say(f"skipped {line}", bar.write)
-    for line in plan.refused:
-        _say(f"failed {line}", bar.write)
-    bar.update(len(plan.skipped) + len(plan.refused))
+        return _plan_error(e)
+    colorizer, hints = _colorizer_and_hints(args, plan)
+    if colorizer is None:
+        return EXIT_USAGE
+    bar = _start_progress(plan, args.quiet)
 
     def progress(src: Path, error: str | None) -> None:
         bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
@@ -78,14 +66,100 @@ def cmd_colorize(args) -> int:
         bar.update(1)
 
     result = colorize_files(colorizer, plan.jobs, size=args.size, saturation=args.saturation, temperature=args.temperature,
-                            max_pixels=int(args.max_megapixels * 1e6), workers=args.workers,
+                            max_pixels=int(args.max_megapixels * 1e6), workers=args.workers or 2,
                             batch_size=args.batch_size, on_progress=progress, hints=hints, hints_dir=args.hints_dir,
                             out_dir=plan.out_dir)
     bar.close()
-    failures = [*plan.missing, *plan.refused, *result.failures]
+    return _summary(plan, result.done, result.failures)
+
+
+def cmd_colorize_ray(args) -> int:
+    """``tinct colorize ... --ray [ADDRESS]``: the same jobs, run by Ray (tinct.cluster, docs/SCALE.md)."""
+    from .batch import PlanError
+    from .cluster import driver, storage
+    from .cluster.worker import Settings
+
+    driver.require_ray()
+    started = driver.started_ns()
+    try:
+        plan, jobs = storage.plan_run(args.inputs, args.output, args.format, recursive=args.recursive,
+                                      shard_spec=args.shard, overwrite=args.overwrite)
+    except PlanError as e:
+        return _plan_error(e)
+    if args.hints_dir and isinstance(plan.out_dir, storage.Ref):
+        return _error("--hints-dir with --ray needs local folders (or file paths every worker can read), not URIs")
+    colorizer, hints = _colorizer_and_hints(args, plan)
+    if colorizer is None:
+        return EXIT_USAGE
+    del colorizer  # loaded to check the model and the hints here; each worker loads its own
+    settings = Settings(model=driver.model_reference(args.model), backend=args.backend,
+                        device="cuda" if args.worker_gpus else "cpu", size=args.size, saturation=args.saturation,
+                        temperature=args.temperature, max_pixels=int(args.max_megapixels * 1e6),
+                        max_memory=int(args.max_memory_gb * 1e9), batch_size=args.batch_size, hints=hints,
+                        hints_dir=args.hints_dir, out_dir=str(plan.out_dir), started_ns=started)
+    seconds = driver.connect(None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
+    if not args.quiet:
+        _say(f"Ray {'started' if args.ray == 'local' else 'joined'} in {seconds:.1f} s")
+    bar = _start_progress(plan, args.quiet)
+    failed = 0
+
+    def progress(src: str, error: str | None) -> None:
+        nonlocal failed
+        if error:
+            failed += 1
+            _say(f"failed {error}", bar.write)
+        bar.set_postfix_str(f"{failed} failed", refresh=False)
+        bar.update(1)
+
+    result = driver.run(jobs, settings, workers=args.workers, worker_cpus=args.worker_cpus,
+                        worker_gpus=args.worker_gpus, task_photos=args.ray_batch, on_result=progress)
+    bar.close()
+    where = driver.write_failures(plan.out_dir, [*plan.missing, *plan.refused, *result.failures])
+    if plan.missing or plan.refused or result.failures:
+        _say(f"failures listed in {where}")
+    return _summary(plan, result.done, result.failures)
+
+
+def _plan_error(e) -> int:
+    for line in e.problems:
+        print(f"tinct: error: {one_line(line)}", file=sys.stderr)
+    return _error(str(e))
+
+
+def _colorizer_and_hints(args, plan):
+    """The colorizer of ``--model`` with ``--max-memory-gb``, and the run's shared hints;
+    (None, None) after printing why the model cannot be loaded."""
+    from .backends import BackendError
+    from .batch import prepare_hints
+    from .checkpoint import CheckpointError
+    from .colorizer import Colorizer
+
+    try:
+        colorizer = Colorizer.load(args.model, backend=args.backend)
+    except (CheckpointError, BackendError) as e:
+        _error(f"cannot load model: {e}")
+        return None, None
+    colorizer.memory_budget = int(args.max_memory_gb * 1e9)
+    hints = prepare_hints(colorizer, plan, args.hint, args.hints, args.reference, args.hints_dir, args.hint_size, _say)
+    return colorizer, hints
+
+
+def _start_progress(plan, quiet: bool):
+    """The progress bar of a colorize run, with the skipped and refused inputs already counted."""
+    bar = _progress(plan.total, quiet)
+    for line in [] if quiet else plan.skipped:
+        _say(f"skipped {line}", bar.write)
+    for line in plan.refused:
+        _say(f"failed {line}", bar.write)
+    bar.update(len(plan.skipped) + len(plan.refused))
+    return bar
+
+
+def _summary(plan, done: int, failed: list[str]) -> int:
+    failures = [*plan.missing, *plan.refused, *failed]
     for line in plan.missing:
         _say(f"failed {line}")
-    summary = f"{result.done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+    summary = f"{done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
     _say(summary + f"; outputs in {plan.out_dir}")
     return EXIT_FAILED if failures else EXIT_OK
 

@@ -61,12 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "and the working size (default 2.4)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no 'skipped' lines")
     _backend_option(c)
-    c.add_argument("--workers", type=_positive_int, default=2, help="threads decoding and encoding beside the network (default 2)")
+    c.add_argument("--workers", type=_positive_int, default=None,
+                   help="threads decoding and encoding beside the network (default 2); with --ray: Ray workers, each "
+                        "loading the model once (default: the cluster's CPUs / --worker-cpus, or GPUs / --worker-gpus)")
     c.add_argument("--batch-size", type=_positive_int, default=4, help="photos of the same working shape per forward pass (default 4)")
     c.add_argument("--shard", metavar="i/n", default=None,
                    help="only the i-th of n equal shares of the inputs (sorted by path), for splitting a folder "
                         "across processes or machines, e.g. --shard 2/4")
     add_hint_options(c)
+    r = c.add_argument_group("Ray", "Colorize on a Ray cluster, from a laptop to Kubernetes; INPUT and -o may also be "
+                             "filesystem URIs (file://, s3://, gs://). Needs pip install 'tinct[ray]'. docs/SCALE.md.")
+    r.add_argument("--ray", nargs="?", const="local", default=None, type=_ray_address, metavar="ADDRESS",
+                   help="run on Ray: alone, a local Ray instance on this machine; 'auto', HOST:PORT or "
+                        "ray://HOST:10001 joins a running cluster. Put it after the inputs (or write --ray=ADDRESS)")
+    r.add_argument("--worker-cpus", type=_positive_float, default=1.0, metavar="N",
+                   help="CPUs each Ray worker reserves, and the threads its network uses (default 1)")
+    r.add_argument("--worker-gpus", type=_non_negative_float, default=0.0, metavar="N",
+                   help="GPUs each Ray worker reserves, e.g. 1 or 0.5; > 0 runs the network on CUDA (default 0)")
+    r.add_argument("--ray-cpus", type=_positive_int, default=None, metavar="N",
+                   help="CPUs of the local Ray instance --ray starts (default: all of this machine's)")
+    r.add_argument("--ray-batch", type=_positive_int, default=16, metavar="N",
+                   help="photos per Ray task, the unit Ray schedules and retries when a worker dies (default 16)")
 
     x = sub.add_parser("export", help="export a model to ONNX (for the onnx backend or other runtimes)",
                        description="Write the network as ONNX (opset %d, dynamic batch, height and width) with tinct's "
@@ -201,6 +216,15 @@ def _hint_counts(text: str) -> tuple[int, ...]:
     if not all(0 <= v <= MAX_POINTS for v in counts):
         raise argparse.ArgumentTypeError(f"hint counts must be 0 to {MAX_POINTS}, got {text!r}")
     return counts
+
+
+def _ray_address(text: str) -> str:
+    """``local``, ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``: anything else is most likely an
+    input that ``--ray`` took for its address."""
+    if text in ("local", "auto") or text.startswith("ray://") or (":" in text and "://" not in text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {text!r} (put --ray after "
+                                     "the inputs, or write --ray=ADDRESS)")
 
 
 def _scale_set(text: str) -> tuple[float, ...]:

@@ -365,7 +365,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name stays short whatever the output's (a name is at most 255 bytes).
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{_short(path.name)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -378,6 +378,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def temporary_prefix(name: str) -> str:
+    """How the temporary files of :func:`atomic_write` for an output called ``name`` begin
+    (then 8 random characters and ``.tmp``): what a killed writer may leave behind."""
+    return f".{_short(name)}."
 
 
 def _short(name: str, limit: int = 64) -> str:

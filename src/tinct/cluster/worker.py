@@ -1,0 +1,157 @@
+"""What runs inside a Ray worker: the model loaded once, then batches of file references.
+
+:class:`ColorizeBatch` is the callable class Ray Data's ``map_batches`` instantiates once
+per actor. Each call gets a batch of rows (``src_root``, ``src_path``, ``dst_root``,
+``dst_path``: :class:`tinct.cluster.storage.Ref` strings) and colorizes them with
+:func:`tinct.batch.colorize_files`, the code of the single-machine command, so decoding,
+batching, the network, encoding, the atomic writes and the one-line failure messages are
+the same. It returns one row per photo: ``src`` (as the user would name it) and ``error``
+(``""`` when done). Photos on a filesystem URI are staged: read into a scratch folder of
+the worker, colorized there, the output uploaded (:func:`tinct.cluster.storage.upload`);
+messages name the URI, not the scratch file.
+
+A batch is Ray's unit of retry. When a worker dies mid-batch, Ray restarts it and runs the
+batch again; a photo whose output was written since the run began (``Settings.started_ns``)
+is then counted done without being colorized again, so each photo is done once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .storage import Ref, exists_since, read_bytes, upload
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs besides its batches (pickled once per actor).
+
+    Attributes:
+        model: bundled model name or a checkpoint path every worker can read.
+        backend: "auto", "onnx" or "torch"; ``device``: "cpu" or "cuda" (GPU workers).
+        size, saturation, temperature, max_pixels, max_memory: as ``tinct colorize``'s options.
+        io_threads: decoding and encoding threads beside the network, per worker.
+        batch_size: photos of the same working shape per forward pass.
+        hints: a :class:`tinct.hints.Guide` every photo gets, or None.
+        hints_dir, out_dir: per-photo hints files (local paths), see :func:`tinct.batch.hints_file_for`.
+        started_ns: when the run began (driver's clock): outputs newer than that are this run's.
+    """
+
+    model: str
+    backend: str = "auto"
+    device: str = "cpu"
+    size: int | None = None
+    saturation: float = 1.0
+    temperature: float | None = None
+    max_pixels: int = 180_000_000
+    max_memory: int = 2_400_000_000
+    io_threads: int = 2
+    batch_size: int = 4
+    hints: object = None
+    hints_dir: str | None = None
+    out_dir: str | None = None
+    started_ns: int = 0
+
+
+class ColorizeBatch:
+    """One Ray actor: loads the model in ``__init__``, colorizes a batch per call."""
+
+    def __init__(self, settings: Settings):
+        from ..colorizer import Colorizer
+
+        self.settings = settings
+        self.colorizer = Colorizer.load(settings.model, device=settings.device, backend=settings.backend)
+        self.colorizer.memory_budget = settings.max_memory
+
+    def __call__(self, batch: dict) -> dict:
+        """``batch``: columns of equal length (numpy arrays of str). Returns ``src`` and ``error``."""
+        jobs = [(Ref(sr, sp), Ref(dr, dp)) for sr, sp, dr, dp in
+                zip(batch["src_root"], batch["src_path"], batch["dst_root"], batch["dst_path"])]
+        names, errors = [], []
+        todo = []
+        for src, dst in jobs:
+            if exists_since(dst, self.settings.started_ns):  # written by an earlier try of this batch
+                names.append(str(src))
+                errors.append("")
+            else:
+                todo.append((src, dst))
+        local = [job for job in todo if not job[0].root and not job[1].root]
+        staged = [job for job in todo if job[0].root or job[1].root]
+        for src, error in self._colorize([(Path(s.path), Path(d.path)) for s, d in local]):
+            names.append(str(src))
+            errors.append(error or "")
+        if staged:
+            for name, error in self._staged(staged):
+                names.append(name)
+                errors.append(error)
+        return {"src": names, "error": errors}
+
+    def _colorize(self, jobs: list[tuple[Path, Path]]) -> list[tuple[Path, str | None]]:
+        """:func:`tinct.batch.colorize_files` on local paths: (input, message or None) each."""
+        from ..batch import colorize_files
+
+        s, seen = self.settings, []
+        if jobs:
+            colorize_files(self.colorizer, jobs, size=s.size, saturation=s.saturation, temperature=s.temperature,
+                           max_pixels=s.max_pixels, workers=s.io_threads, batch_size=s.batch_size,
+                           on_progress=lambda src, error: seen.append((src, error)), hints=s.hints,
+                           hints_dir=s.hints_dir, out_dir=Path(s.out_dir) if s.out_dir else None)
+        return seen
+
+    def _staged(self, jobs: list[tuple[Ref, Ref]]) -> list[tuple[str, str]]:
+        """Photos on filesystem URIs: read into scratch files, colorized, outputs uploaded."""
+        from ..errors import describe
+
+        scratch = tempfile.mkdtemp(prefix="tinct-ray-")
+        try:
+            local, names, done = [], {}, []
+            for i, (src, dst) in enumerate(jobs):
+                folder = Path(scratch) / str(i)
+                folder.mkdir()
+                here_src = folder / Path(src.path).name if not src.root else folder / ("in" + Path(src.path).suffix)
+                here_dst = folder / ("out" + Path(dst.path).suffix) if dst.root else Path(dst.path)
+                try:
+                    if src.root:
+                        here_src.write_bytes(read_bytes(src))
+                    else:
+                        here_src = Path(src.path)
+                except Exception as e:
+                    found = describe(e, str(src), "reading")
+                    if found is None:
+                        raise
+                    done.append((str(src), _named(found[0], src)))
+                    continue
+                names[str(here_src)] = (src, dst, here_dst)
+                local.append((here_src, here_dst))
+            for here_src, error in self._colorize(local):
+                src, dst, here_dst = names[str(here_src)]
+                if error is None:
+                    try:
+                        if dst.root:
+                            upload(here_dst, dst)
+                    except Exception as e:
+                        found = describe(e, str(dst), "writing")
+                        if found is None:
+                            raise
+                        error = f"{src}: cannot write output: {found[0]}"
+                done.append((str(src), "" if error is None else error.replace(str(here_src), str(src))))
+            return done
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _named(message: str, src: Ref) -> str:
+    """A message that names ``src`` (a filesystem library's message may name only its path)."""
+    return message if str(src) in message else f"{src}: {message}"
+
+
+def default_workers(resources: dict, worker_cpus: float, worker_gpus: float) -> int:
+    """How many workers fit the cluster: its GPUs over ``worker_gpus`` for GPU workers, else its
+    CPUs over ``worker_cpus`` (at least one)."""
+    if worker_gpus:
+        return max(1, int(resources.get("GPU", 0) // worker_gpus))
+    return max(1, int(resources.get("CPU", 1) // worker_cpus))
+
