@@ -6,7 +6,9 @@ Usage:
 Runs the float32 export of the model over ``--photos`` training photos spread over the
 folder, at the colorizer's working sizes and flips (tinct.quantize.calibration_inputs), and
 writes each activation's [min, max] with the weights' SHA-256. Re-run it whenever the
-bundled weights change (an old table is ignored: its hash no longer matches).
+bundled weights change (an old table is ignored: its hash no longer matches). The table
+says ``"auto": false`` until its int8 model is evaluated within the quality bound (tinct
+evaluate --model default@fp32 --model default@int8); set it to true by hand then.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from tinct import quantize
+from tinct.int8_export import calibrate
 from tinct.io import atomic_write
 
 
@@ -28,7 +30,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parents[1] / "src/tinct/int8/default.json"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    table, weights, _ = quantize.calibrate(args.model, args.data, args.photos)
+    table, weights, _ = calibrate(args.model, args.data, args.photos)
+    table["auto"] = False
     text = json.dumps(table, indent=0, sort_keys=True)
     atomic_write(args.out, lambda t: Path(t).write_text(text + "\n"))
     print(f"{args.out}: {len(table['ranges'])} tensors from {table['calibration']['photos']} photos "

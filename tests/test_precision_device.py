@@ -12,6 +12,7 @@ import torch
 from tinct import Colorizer, quantize, runtime
 from tinct.backends import BackendError
 from tinct.colorizer import bundled_path
+from tinct.int8_export import export_int8
 
 from conftest import make_photo
 
@@ -22,6 +23,8 @@ def test_choose_precision():
     table = {"ranges": {}}
     assert quantize.choose("fp32", True, table) == "fp32"
     assert quantize.choose("auto", True, None) == "fp32"  # no ranges: float32
+    assert quantize.choose("auto", True, table) == "fp32"  # ranges not evaluated within the bound: float32
+    assert quantize.choose("auto", True, {**table, "auto": True}) == ("int8" if quantize.int8_native() else "fp32")
     assert quantize.choose("auto", False, table) == "fp32"  # torch or a GPU: float32
     with pytest.raises(quantize.PrecisionError, match="no int8 calibration ranges"):
         quantize.choose("int8", True, None)
@@ -55,7 +58,7 @@ def test_int8_of_a_checkpoint_calibrated_on_a_folder(tiny_checkpoint, tmp_path):
     for i in range(4):
         make_photo(80, 64, seed=i).save(photos / f"p{i}.png")
     out = tmp_path / "tiny-int8.onnx"
-    quantize.export_int8(tiny_checkpoint, out, photos, photos=3)
+    export_int8(tiny_checkpoint, out, photos, photos=3)
     q = Colorizer.load(out)
     assert (q.backend, q.precision) == ("onnx", "int8")
     with pytest.raises(quantize.PrecisionError, match="float32 ONNX"):

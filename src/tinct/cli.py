@@ -121,7 +121,7 @@ def cmd_export(args) -> int:
         return _error(f"-o {args.output}: the output of tinct export is an .onnx file")
     try:
         if args.precision == "int8":
-            from .quantize import export_int8
+            from .int8_export import export_int8
 
             export_int8(args.model, args.output, args.calibration, args.calibration_photos)
             print(f"wrote {args.output} (int8, ONNX Runtime on a CPU)", file=sys.stderr)
