@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tinct import Colorizer, colorizer as colorizer_module
+from tinct import Colorizer, colorizer as colorizer_module, compose
 from tinct.backends import BackendError
 from tinct.batch import parse_shard, shard
 from tinct.checkpoint import CheckpointError
@@ -23,7 +23,8 @@ def test_render_in_strips_equals_composing_at_once(tiny_colorizer, monkeypatch):
     L = torch.from_numpy(rng.uniform(0, 100, (37, 53)).astype(np.float32))
     ab_small = torch.from_numpy(rng.uniform(-60, 60, (2, 5, 7)).astype(np.float32))
     expected = composed_at_once(L, ab_small)
-    monkeypatch.setattr(colorizer_module, "STRIP_PIXELS", 3 * 53 + 5)  # 3 rows a strip: 13 strips
+    monkeypatch.setattr(compose, "TILE_PIXELS", 3 * 53 + 5)  # 3 rows a tile: 13 tiles
+    monkeypatch.setattr(compose, "PIECE_PIXELS", 53)  # a row a piece
     got = np.asarray(tiny_colorizer.render(L, ab_small))
     assert got.shape == (37, 53, 3)
     assert np.abs(got.astype(int) - expected).max() <= 1  # float rounding at the .5 boundary only

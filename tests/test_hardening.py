@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from tinct import Colorizer, checkpoint
-from tinct import colorizer as colorizer_module
+from tinct import colorizer as colorizer_module, compose
 from tinct.budget import MemoryBudgetError
 from tinct.checkpoint import CheckpointError
 from tinct.cli import main
@@ -63,7 +63,7 @@ def test_render_of_a_thin_strip_in_tiles_equals_composing_at_once(tiny_colorizer
     L = torch.from_numpy(rng.uniform(0, 100, (2, 997)).astype(np.float32))
     ab_small = torch.from_numpy(rng.uniform(-60, 60, (2, 1, 31)).astype(np.float32))
     expected = composed_at_once(L, ab_small)
-    monkeypatch.setattr(colorizer_module, "STRIP_PIXELS", 100)  # pieces of rows
+    monkeypatch.setattr(compose, "TILE_PIXELS", 100)  # pieces of rows
     got = np.asarray(tiny_colorizer.render(L, ab_small))
     assert np.abs(got.astype(int) - expected).max() <= 1 and (got != expected).mean() < 0.01
 

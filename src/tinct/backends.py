@@ -102,6 +102,7 @@ class OnnxBackend:
             raise CheckpointError(f"{path}: not an ONNX model ONNX Runtime can load ({first_line(e)})") from None
         self.input = self.session.get_inputs()[0].name
         self.meta = read_onnx_meta(self.session)
+        self.precision = self.meta.get("precision", "fp32")  # "int8": quantized (tinct.quantize)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input: x.detach().cpu().numpy().astype("float32", copy=False)})[0]

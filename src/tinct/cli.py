@@ -135,7 +135,7 @@ def _colorizer_and_hints(args, plan):
     from .colorizer import Colorizer
 
     try:
-        colorizer = Colorizer.load(args.model, backend=args.backend)
+        colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend, precision=args.precision)
     except (CheckpointError, BackendError) as e:
         _error(f"cannot load model: {e}")
         return None, None
@@ -194,10 +194,16 @@ def cmd_export(args) -> int:
     if Path(args.output).suffix.lower() != ".onnx":
         return _error(f"-o {args.output}: the output of tinct export is an .onnx file")
     try:
+        if args.precision == "int8":
+            from .int8_export import export_int8
+
+            export_int8(args.model, args.output, args.calibration, args.calibration_photos)
+            print(f"wrote {args.output} (int8, ONNX Runtime on a CPU)", file=sys.stderr)
+            return EXIT_OK
         model, meta = load_model(resolve_model_path(args.model))
         export_onnx(model, meta, args.output, opset=args.opset)
-    except CheckpointError as e:
-        return _error(f"cannot load model: {e}")
+    except (CheckpointError, FileNotFoundError) as e:
+        return _error(f"cannot load model: {e}" if isinstance(e, CheckpointError) else str(e))
     except BackendError as e:
         return _error(str(e), EXIT_FAILED)
     print(f"wrote {args.output} (opset {args.opset}; input L_n: batch x 1 x H x W, H and W multiples of "
@@ -279,7 +285,7 @@ def cmd_video(args) -> int:
 
     try:
         check_output(args.input, args.output, args.overwrite)
-        colorizer = Colorizer.load(args.model, backend=args.backend)
+        colorizer = Colorizer.load(args.model, device=args.device, backend=args.backend, precision=args.precision)
     except VideoError as e:
         return _error(str(e))
     except (CheckpointError, BackendError) as e:
@@ -299,6 +305,7 @@ SERVE_LIMITS = ("max_job_mb", "header_timeout", "body_timeout", "max_connections
 
 
 def cmd_serve(args) -> int:
+    from .backends import BackendError
     from .checkpoint import CheckpointError
 
     try:
@@ -311,10 +318,10 @@ def cmd_serve(args) -> int:
                                        study_data=args.study_data, max_upload_mb=args.max_upload_mb,
                                        max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue,
                                        **limits)
-        models = serve.load_models(settings.models)
+        models = serve.load_models(settings.models, device=args.device, precision=args.precision)
     except ValueError as e:
         return _error(str(e))
-    except CheckpointError as e:
+    except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
     serve.run(settings, models)
     return EXIT_OK

@@ -39,6 +39,9 @@ def _size(text: str) -> int:
     return v
 
 
+DEFAULT_PRECISION = "auto"  # of colorize, video and serve (the Python API's is fp32)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tinct", description="Automatic image colorization.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--model", default="default", help="bundled model name, checkpoint file or run folder (default: default)")
     x.add_argument("-o", "--output", required=True, metavar="FILE.onnx", help="where to write the ONNX file")
     x.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    x.add_argument("--precision", choices=["fp32", "int8"], default="fp32",
+                   help="int8: quantized for ONNX Runtime on a CPU, with the model's shipped calibration ranges "
+                        "or ranges measured on --calibration photos (default fp32)")
+    x.add_argument("--calibration", metavar="DIR", default=None,
+                   help="photos to measure the int8 ranges on (any photos like those you colorize; the network sees "
+                        "only their lightness)")
+    x.add_argument("--calibration-photos", type=_positive_int, default=64, metavar="N",
+                   help="how many of them, spread over the folder (default 64)")
 
     sub.add_parser("models", help="list bundled models and trainable architectures")
 
@@ -160,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-upload-mb", type=_positive_float, default=25, help="largest upload, 413 above (default 25)")
     s.add_argument("--max-megapixels", type=_positive_float, default=40, help="largest image, 413 above (default 40)")
     s.add_argument("--workers", type=_positive_int, default=1, help="colorizations run at once (default 1)")
+    _device_options(s)
     s.add_argument("--queue", type=int, default=4, help="requests that may wait for a worker; more get 503 (default 4)")
     # Limits (docs/SERVE.md): None leaves ServeSettings' default, which the help states.
     s.add_argument("--max-job-mb", type=_positive_float, help="memory one colorization may need, model and runtimes "
@@ -240,6 +252,15 @@ def _scale_set(text: str) -> tuple[float, ...]:
 def _backend_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="where the network runs: onnx (ONNX Runtime), torch, or auto: onnx when installed (default)")
+    _device_options(p)
+
+
+def _device_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="cpu (default), cuda (PyTorch on the GPU), or auto: cuda when PyTorch sees one")
+    p.add_argument("--precision", choices=["fp32", "int8", "auto"], default=DEFAULT_PRECISION,
+                   help="the network's arithmetic: fp32, int8 (ONNX Runtime on a CPU), or auto: int8 where it was "
+                        f"measured faster at the same quality (default {DEFAULT_PRECISION}; docs/PERFORMANCE.md)")
 
 
 def train_options(p: argparse.ArgumentParser) -> None:

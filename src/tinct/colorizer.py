@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import budget, checkpoint, color, hints as hints_
-from .backends import BACKENDS, BackendError, OnnxBackend, TorchBackend, cached_onnx, onnx_available
+from . import budget, checkpoint, color, compose, hints as hints_, runtime
+from .backends import TorchBackend
 from .decode import bin_centers, decode_ab
 from .io import DEFAULT_MAX_PIXELS, ImageError, Photo, load_image, rgb_float
 from .models import ModelSpec, spec_of
@@ -88,6 +88,7 @@ class Colorizer:
         self.model = model
         self.net = net or TorchBackend(model, device)
         self.backend = self.net.name
+        self.precision = getattr(self.net, "precision", "fp32")
         self.meta = dict(meta or {})
         self.spec: ModelSpec = spec_of(model) if model is not None else ModelSpec.from_meta(self.meta)
         # Working size: the checkpoint's choice (tuned on validation photos), else the model's own.
@@ -117,37 +118,26 @@ class Colorizer:
             raise ValueError("the model's prior_power needs its ab_prior (the training photos' bin prior) in meta")
 
     @classmethod
-    def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto") -> "Colorizer":
+    def load(cls, spec: str | os.PathLike = "default", device: str = "cpu", backend: str = "auto",
+             precision: str = "fp32") -> "Colorizer":
         """Load a bundled model by name (``"default"``), a checkpoint, an exported ONNX file or a run folder.
 
         Args:
+            device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (cuda when available; :mod:`tinct.runtime`).
             backend: ``"auto"`` (ONNX Runtime when installed and on CPU, else PyTorch),
                 ``"onnx"`` or ``"torch"``.
+            precision: ``"fp32"``, ``"int8"`` (ONNX Runtime on a CPU) or ``"auto"``
+                (:mod:`tinct.quantize`); a suffix of ``spec`` (``"default@int8"``) wins.
 
         Raises:
             tinct.checkpoint.CheckpointError: the file is missing, truncated or not tinct's.
-            tinct.backends.BackendError: the backend asked for cannot run this model here.
+            tinct.backends.BackendError: the backend, device or precision asked for cannot run
+                this model here.
         """
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        path = resolve_model_path(spec)
-        if path.suffix.lower() == ".onnx":
-            if backend == "torch":
-                raise BackendError(f"{path}: an ONNX file runs on the onnx backend; give a checkpoint for torch")
-            net = OnnxBackend(path)
-            return cls(None, net.meta, net=net)
-        model, meta = checkpoint.load_model(path)
-        if model.spec.hints and backend == "onnx":  # exports carry no hint inputs (tinct.backends)
-            raise BackendError(f"{path}: a hint model runs on the torch backend only; use --backend torch or auto")
-        if backend == "torch" or model.spec.hints or (backend == "auto" and (str(device) != "cpu" or not onnx_available())):
-            return cls(model, meta, device)
-        try:
-            net = OnnxBackend(cached_onnx(path, model, meta))
-        except BackendError:
-            if backend == "onnx":
-                raise
-            return cls(model, meta, device)  # auto: a model the exporter cannot convert runs on PyTorch
-        return cls(model, meta, net=net)
+        spec, suffix = runtime.split_precision(spec)
+        device = runtime.resolve_device(device)
+        model, meta, net = runtime.open_network(resolve_model_path(spec), device, backend, suffix or precision)
+        return cls(model, meta, device, net=net)
 
     # ------------------------------------------------------------ public API
     def colorize(self, image, size: int | None = None, saturation: float = 1.0, temperature: float | None = None,
@@ -359,25 +349,12 @@ class Colorizer:
                alpha: np.ndarray | None = None) -> Image.Image:
         """Full-resolution L ``(H, W)`` + low-res ab ``(2, h, w)`` -> 8-bit PIL image, tile by tile.
 
-        Equal to composing with ``F.interpolate(ab_small, (H, W), mode="bilinear")`` at once,
-        without ever holding full-resolution ab or float RGB: each tile is pasted into the
-        output image as soon as it is composed.
+        Equal, within one 8-bit step, to composing with ``F.interpolate(ab_small, (H, W),
+        mode="bilinear")`` and :func:`tinct.color.lab_to_rgb` at once, without ever holding
+        full-resolution ab or float RGB (:func:`tinct.compose.render`: in cache-sized pieces,
+        on several threads).
         """
-        H, W = L.shape
-        h, w = ab_small.shape[-2:]
-        ab_small = ab_small.float() * saturation
-        im = Image.new("RGB", (W, H))
-        for y0, y1, x0, x1 in _tiles(H, W):
-            i0, i1, t = _taps(y0, y1, H, h)
-            rows = ab_small[:, i0] * (1 - t)[:, None] + ab_small[:, i1] * t[:, None]  # (2, y1 - y0, w)
-            j0, j1, u = _taps(x0, x1, W, w)
-            ab = rows[:, :, j0] * (1 - u) + rows[:, :, j1] * u  # (2, y1 - y0, x1 - x0)
-            rgb = color.lab_to_rgb(torch.cat([L[None, y0:y1, x0:x1], ab], 0)[None])[0]
-            tile = (rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-            im.paste(Image.fromarray(np.ascontiguousarray(tile), "RGB"), (x0, y0))
-        if alpha is not None:
-            im.putalpha(Image.fromarray(alpha, "L"))
-        return im
+        return compose.render(L, ab_small, saturation, alpha)
 
     @staticmethod
     def compose(L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
@@ -401,11 +378,3 @@ def _tiles(H: int, W: int) -> Iterator[tuple[int, int, int, int]]:
     for y0 in range(0, H, rows):
         for x0 in range(0, W, cols):
             yield y0, min(H, y0 + rows), x0, min(W, x0 + cols)
-
-
-def _taps(a: int, b: int, n_out: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Bilinear taps (i0, i1, weight of i1) of output positions ``a:b`` of ``n_out`` from ``n_in``
-    samples, with align_corners=False, as F.interpolate computes them."""
-    src = ((torch.arange(a, b, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
-    i0 = src.floor().long().clamp(max=n_in - 1)
-    return i0, (i0 + 1).clamp(max=n_in - 1), (src - i0).float()

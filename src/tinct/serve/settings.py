@@ -161,7 +161,7 @@ def split_spec(text: str) -> tuple[str, str]:
     return name[:64], spec
 
 
-def load_models(specs: list[str]) -> dict[str, ModelEntry]:
+def load_models(specs: list[str], device: str = "cpu", precision: str = "fp32") -> dict[str, ModelEntry]:
     """Load every model once; the first is the default (dicts keep insertion order).
 
     Raises:
@@ -174,7 +174,7 @@ def load_models(specs: list[str]) -> dict[str, ModelEntry]:
         if name in entries:
             raise ValueError(f"two models are named {name!r}; name them with NAME=MODEL")
         path = resolve_model_path(spec)
-        colorizer = Colorizer.load(path)
+        colorizer = Colorizer.load(path, device=device, precision=precision)
         description = BUNDLED[spec][1] if spec in BUNDLED else f"checkpoint {path.name} ({colorizer.spec.tag})"
         entries[name] = ModelEntry(name, spec, colorizer, _file_digest(path), description)
     return entries
