@@ -139,7 +139,7 @@ def _serve_settings(monkeypatch, tmp_path, *flags: str):
     """The ServeSettings ``tinct serve FLAGS`` would run with (models and the server stubbed out)."""
     serve = pytest.importorskip("tinct.serve")
     seen = []
-    monkeypatch.setattr(serve, "load_models", lambda specs: {})
+    monkeypatch.setattr(serve, "load_models", lambda specs, **options: {})
     monkeypatch.setattr(serve, "run", lambda settings, models: seen.append(settings))
     assert main(["serve", "--db", str(tmp_path / "votes.sqlite"), *flags]) == 0
     return seen[0]
