@@ -137,6 +137,8 @@ class Colorizer:
             net = OnnxBackend(path)
             return cls(None, net.meta, net=net)
         model, meta = checkpoint.load_model(path)
+        if not model.spec.is_colorizer:  # a critic, or restoration's damage model (tinct restore --damage-model)
+            raise checkpoint.CheckpointError(f"{path}: {model.arch} is not a colorizer (its output is {model.spec.tag!r})")
         if model.spec.hints and backend == "onnx":  # exports carry no hint inputs (tinct.backends)
             raise BackendError(f"{path}: a hint model runs on the torch backend only; use --backend torch or auto")
         if backend == "torch" or model.spec.hints or (backend == "auto" and (str(device) != "cpu" or not onnx_available())):
