@@ -98,14 +98,14 @@ def grain_level(grey: np.ndarray, block: int = 8) -> float:
     return float(np.percentile(sd[mid] if mid.sum() >= 16 else sd, 1))
 
 
-def denoise(grey: np.ndarray, level: float | None = None) -> np.ndarray:
-    """Non-local means (``cv2.fastNlMeansDenoising``) at a strength set by the grain's level
+def denoise(grey: np.ndarray, level: float | None = None, strength: float = GRAIN_H) -> np.ndarray:
+    """Non-local means (``cv2.fastNlMeansDenoising``) with h = ``strength`` x the grain's level
     (:func:`grain_level`); a photo with less grain than :data:`GRAIN_MIN` is returned as it is."""
     level = grain_level(grey) if level is None else level
     if level < GRAIN_MIN:
         return grey.copy()
     cv2 = _cv2()
-    h = GRAIN_H * level
+    h = strength * level
     return tiled(grey, NLM_SEARCH // 2 + NLM_TEMPLATE // 2 + 1,
                  lambda window, _: cv2.fastNlMeansDenoising(window, None, h, NLM_TEMPLATE, NLM_SEARCH))
 
