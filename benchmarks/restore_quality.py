@@ -3,7 +3,7 @@ of docs/RESTORE.md, in one run.
 
 Usage:
     python benchmarks/restore_quality.py --data VAL_PHOTOS [--model DAMAGE_MODEL] [--limit 60]
-        [--colorize] [--speed] [--json OUT.json]
+        [--parts mask,gain,undamaged,colorize,speed] [--json OUT.json]
     python benchmarks/restore_quality.py --data VAL_PHOTOS --gallery docs/img     # the gallery sheets
     python benchmarks/restore_quality.py --data TRAIN_PHOTOS --tune      # how the constants were chosen
 
@@ -18,9 +18,9 @@ Each photo is greyed as the colorizer greys it (``tinct.restore.grey_of``) and d
   * PSNR of the restored grey against the clean grey, minus the damaged input's: on
     ``scratches-dust`` (step scratches), ``grain`` (step grain), ``faded`` (step tone);
   * undamaged photos: PSNR of the output against the input (default steps; and all steps);
-  * ``--colorize``: the bundled colorizer on the damaged (``damage`` + ``grain``) grey, with and
+  * ``colorize`` (``--parts``): the bundled colorizer on the damaged (``damage`` + ``grain``) grey, with and
     without restoring first, PSNR (RGB) against the clean colour photo;
-  * ``--speed``: seconds to restore a 1 MP photo (median of 3, per step too). Timings on a
+  * ``speed``: seconds to restore a 1 MP photo (median of 3, per step too). Timings on a
     loaded machine are unreliable: the report says how loaded it was (load average).
 """
 
@@ -91,27 +91,20 @@ def psnr_gain(restorer: Restorer, data, preset: str, seed: int) -> dict:
 
 
 def undamaged(restorer: Restorer, data) -> dict:
-    values, flagged, pixels = [], 0, 0
+    values, flagged, se, pixels = [], 0, 0.0, 0
     for _, grey, _ in data:
-        values.append(psnr(restorer.restore_grey(grey), grey))
+        out = restorer.restore_grey(grey)
+        values.append(psnr(out, grey))
+        se += float(((out.astype(np.float64) - grey) ** 2).sum())
         if "scratches" in restorer.steps:
             flagged += int(restorer.damage_mask(grey).sum())
         pixels += grey.size
     out = {"steps": list(restorer.steps), "psnr_db_median": statistics.median(values), "psnr_db_min": min(values),
            "psnr_db_p10": float(np.percentile(values, 10)), "share_at_least_40db": float(np.mean(np.array(values) >= 40)),
-           "psnr_db_pooled": _pooled(data, restorer)}
+           "psnr_db_pooled": 100.0 if se == 0 else float(10 * np.log10(255.0**2 / (se / pixels)))}  # one MSE over all pixels
     if "scratches" in restorer.steps:
         out["flagged_share"] = flagged / pixels
     return out
-
-
-def _pooled(data, restorer) -> float:
-    """PSNR of all photos together (one MSE over every pixel)."""
-    se, n = 0.0, 0
-    for _, grey, _ in data:
-        se += float(((restorer.restore_grey(grey).astype(np.float64) - grey) ** 2).sum())
-        n += grey.size
-    return 100.0 if se == 0 else float(10 * np.log10(255.0**2 / (se / n)))
 
 
 def colorize_gain(restorer: Restorer, data, seed: int) -> dict:
@@ -171,7 +164,7 @@ def tune(data, seed: int) -> dict:
     return out
 
 
-def gallery(restorer: Restorer, data, seed: int, out: Path, picks: list[int], width: int = 200) -> None:
+def gallery(restorer: Restorer, data, seed: int, out: Path, picks: list[int], width: int = 150) -> None:
     """docs/img/restore-*.png: rows of (damaged | found damage in red | restored | clean) grey,
     and (colorized | colorized after restoring | original) colour, for photos ``picks``."""
     from tinct import Colorizer
@@ -204,7 +197,7 @@ def gallery(restorer: Restorer, data, seed: int, out: Path, picks: list[int], wi
             for k, im in enumerate(r):
                 sheet.paste(im, (k * width, y))
             y += r[0].height
-        sheet.save(out / name, optimize=True)
+        sheet.quantize(128, dither=Image.Dither.FLOYDSTEINBERG).save(out / name, optimize=True)  # small enough for docs/
 
 
 def main(argv=None) -> int:
@@ -213,8 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="default", help="damage-mask model (default: the bundled one)")
     p.add_argument("--limit", type=int, default=60, help="photos, evenly spread over the folder (default 60)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--colorize", action="store_true", help="also colorize with and without --restore")
-    p.add_argument("--speed", action="store_true", help="also time a 1 MP restoration")
+    p.add_argument("--parts", default="mask,gain,undamaged", help="comma-separated: mask, gain, undamaged, colorize "
+                   "(the colorizer with and without restoring), speed (a 1 MP restoration); default mask,gain,undamaged")
     p.add_argument("--tune", action="store_true", help="only sweep the grain strength and read the tone ranges")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--gallery", default=None, metavar="DIR", help="only write the gallery sheets (docs/img) for --picks")
@@ -228,20 +221,24 @@ def main(argv=None) -> int:
     if args.tune:
         result = {"tune": tune(data, args.seed)}
     else:
-        full = Restorer.load(args.model, "all")
+        parts = set(args.parts.split(","))
         only = {s: Restorer.load(args.model, s) for s in ("scratches", "grain", "tone")}
         default = Restorer.load(args.model)
-        result = {"photos": len(data), "data": args.data, "model": str(args.model), "seed": args.seed,
-                  "mask": {pre: mask_scores(only["scratches"], data, pre, args.seed) for pre in ("scratches-dust", "damage")},
-                  "gain": {"scratches-dust": psnr_gain(only["scratches"], data, "scratches-dust", args.seed),
-                           "scratches-dust (default steps)": psnr_gain(default, data, "scratches-dust", args.seed),
-                           "grain": psnr_gain(only["grain"], data, "grain", args.seed),
-                           "grain (default steps)": psnr_gain(default, data, "grain", args.seed),
-                           "faded": psnr_gain(only["tone"], data, "faded", args.seed)},
-                  "undamaged": {"default steps": undamaged(default, data), "all steps": undamaged(full, data)}}
-        if args.colorize:
+        result = {"photos": len(data), "data": args.data, "model": str(args.model), "seed": args.seed}
+        if "mask" in parts:
+            result["mask"] = {pre: mask_scores(only["scratches"], data, pre, args.seed) for pre in ("scratches-dust", "damage")}
+        if "gain" in parts:
+            result["gain"] = {"scratches-dust": psnr_gain(only["scratches"], data, "scratches-dust", args.seed),
+                              "scratches-dust (default steps)": psnr_gain(default, data, "scratches-dust", args.seed),
+                              "grain": psnr_gain(only["grain"], data, "grain", args.seed),
+                              "grain (default steps)": psnr_gain(default, data, "grain", args.seed),
+                              "faded": psnr_gain(only["tone"], data, "faded", args.seed)}
+        if "undamaged" in parts:
+            result["undamaged"] = {"default steps": undamaged(default, data),
+                                   "all steps": undamaged(Restorer.load(args.model, "all"), data)}
+        if "colorize" in parts:
             result["colorize"] = colorize_gain(default, data, args.seed)
-        if args.speed:
+        if "speed" in parts:
             result["speed_1mp"] = speed(default, data)
     text = json.dumps(result, indent=2, default=float)
     print(text)
