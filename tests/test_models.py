@@ -10,7 +10,7 @@ from tinct.cli import main
 from tinct.decode import decode_ab
 from tinct.models import ModelSpec, create_model, describe, list_models, model_spec, register_model, spec_of
 
-CHANNELS = {"ab": 2, "rgb": 3, "bins313": 313, "bins16x16": 256, "critic": 1}  # by spec.tag
+CHANNELS = {"ab": 2, "rgb": 3, "bins313": 313, "bins16x16": 256, "critic": 1, "mask": 1}  # by spec.tag
 SEED_NETWORKS = {  # the list: every seed system's network is registered
     "cnn_rgb", "unet_rgb", "unet_lab", "shallow_ab", "resnet18_unet_ab", "effnet_unet_ab", "resnet18_classify16",
     "resnet34_regress_ab", "pix2pix_unet", "patchgan", "zhang_eccv16", "zhang_small_ab", "autoencoder13",

@@ -88,8 +88,13 @@ def test_recipe_trains_two_steps(recipe, photos, tmp_path):
         assert 0 <= float(_rows(out / "val.csv")[-1]["acc"]) <= 1
     last = checkpoint.read(out / "last.pt")
     assert last["step"] == 2 and ("optimizer.model" in last["task"] or "optimizer.generator" in last["task"])
-    # any checkpoint from `tinct train` colorizes
-    result = Colorizer.load(out / "best.pt").colorize(make_photo(70, 50).convert("L"))
+    # any checkpoint from `tinct train` colorizes; a damage-mask run's restores (tinct.restore)
+    if kind == "segmentation":
+        from tinct.restore import Restorer
+
+        result = Restorer.load(out / "best.pt", backend="torch").restore(make_photo(70, 50).convert("L"))
+    else:
+        result = Colorizer.load(out / "best.pt").colorize(make_photo(70, 50).convert("L"))
     assert result.size == (70, 50)
 
 

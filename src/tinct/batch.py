@@ -124,12 +124,13 @@ def plan_outputs(inputs: list[tuple[Path, Path]], output: str | Path, fmt: str) 
 
 
 def plan_colorize(specs: list[str], output: str | Path, fmt: str = "png", *, recursive: bool = False,
-                  shard_spec: str | None = None, overwrite: bool = False) -> Plan:
+                  shard_spec: str | None = None, overwrite: bool = False, verb: str = "colorize") -> Plan:
     """The jobs of ``tinct colorize SPECS -o OUTPUT``: inputs found, sharded, paired with outputs.
 
     Inputs are sorted by their relative output path before sharding, so every machine splits
     the same folder the same way. An output that would replace an input, or one another
     input already writes, is refused; an existing output is skipped unless ``overwrite``.
+    ``verb`` names the command's work in its messages (``tinct restore`` plans the same way).
 
     Raises:
         PlanError: ``output`` names a file but there are several inputs, a bad ``shard_spec``,
@@ -147,7 +148,7 @@ def plan_colorize(specs: list[str], output: str | Path, fmt: str = "png", *, rec
     except ValueError as e:
         raise PlanError(str(e)) from None
     if not inputs:
-        raise PlanError("nothing to colorize" + (f" in shard {shard_spec}" if shard_spec and not missing else ""), missing)
+        raise PlanError(f"nothing to {verb}" + (f" in shard {shard_spec}" if shard_spec and not missing else ""), missing)
     out = Path(output)
     plan = Plan([], missing, [], list(odd), out.parent if names_a_file(out) else out)
     input_paths, seen_outputs = {src.resolve() for src, _ in inputs}, set()
@@ -266,17 +267,25 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                    max_pixels: int, workers: int = 2, batch_size: int = 4,
                    on_progress: Callable[[Path, str | None], None] = lambda src, error: None,
                    hints: Guide | None = None, hints_dir: str | Path | None = None,
-                   out_dir: Path | None = None) -> BatchResult:
+                   out_dir: Path | None = None, restorer=None) -> BatchResult:
     """Colorize ``(input, output)`` pairs; ``on_progress(src, error_or_None)`` after each file.
 
     Each image is refused from its header when over ``max_pixels`` or the colorizer's memory
     budget (:meth:`tinct.Colorizer.check_budget`), before it is decoded. ``hints`` guide
     every photo; with ``hints_dir``, each photo's own file (:func:`hints_file_for`, outputs
-    under ``out_dir``) adds its points (a bad one fails that photo alone).
+    under ``out_dir``) adds its points (a bad one fails that photo alone). With ``restorer``
+    (a :class:`tinct.restore.Restorer`) each photo is restored first, in the decoding threads.
     """
 
+    def check(w: int, h: int, mode: str) -> None:
+        colorizer.check_budget((h, w), size, mode)
+        if restorer is not None:
+            restorer.check_budget((h, w), mode=mode)
+
     def load(src: Path, dst: Path) -> tuple[Photo, Guide | None]:
-        photo = load_image(src, max_pixels, check=lambda w, h, mode: colorizer.check_budget((h, w), size, mode))
+        photo = load_image(src, max_pixels, check=check)
+        if restorer is not None:
+            photo = restorer.restore_photo(photo)
         own = None
         if hints_dir is not None:
             path = hints_file_for(src, dst, out_dir or dst.parent, hints_dir)
@@ -354,6 +363,39 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
                     saving.append((src, pool.submit(save_image, image, dst)))
             del batch, images  # the decoded photos can go while the outputs are encoded
         finish_saves(block=True)
+    return result
+
+
+def restore_files(restorer, jobs: list[tuple[Path, Path]], *, max_pixels: int, workers: int = 2,
+                  on_progress: Callable[[Path, str | None], None] = lambda src, error: None) -> BatchResult:
+    """``tinct restore``: restore ``(input, output)`` pairs with a :class:`tinct.restore.Restorer`,
+    ``workers`` photos at a time (decode, restore, encode in each thread; OpenCV and the
+    network release the GIL), reporting in the jobs' order. Each image is refused from its
+    header when over ``max_pixels`` or the restorer's memory budget; one bad file fails alone."""
+
+    def one(src: Path, dst: Path) -> None:
+        photo = restorer.read_photo(src, max_pixels)
+        out = restorer.restore(photo)
+        del photo
+        save_image(out, dst)
+
+    result = BatchResult()
+    todo = deque(jobs)
+    running: deque[tuple[Path, Future]] = deque()
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="tinct-restore") as pool:
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                src, dst = todo.popleft()
+                running.append((src, pool.submit(one, src, dst)))
+            src, fut = running.popleft()
+            try:
+                fut.result()
+                result.done += 1
+                on_progress(src, None)
+            except Exception as e:
+                if describe(e) is None:
+                    raise
+                _fail(result, on_progress, src, describe(e, src, "restoring")[0])
     return result
 
 

@@ -30,7 +30,7 @@ def _say(line: str, write=None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"colorize": cmd_colorize, "models": cmd_models, "export": cmd_export, "calibrate": cmd_calibrate,
+    commands = {"colorize": cmd_colorize, "restore": cmd_restore, "models": cmd_models, "export": cmd_export, "calibrate": cmd_calibrate,
                 "evaluate": cmd_evaluate, "serve": cmd_serve, "train": cmd_train, "video": cmd_video}
     if args.command not in commands:  # pragma: no cover
         parser.error(f"unknown command {args.command}")
@@ -57,6 +57,9 @@ def cmd_colorize(args) -> int:
     colorizer, hints = _colorizer_and_hints(args, plan)
     if colorizer is None:
         return EXIT_USAGE
+    restorer = None if args.restore is None else _restorer(args.damage_model, args.restore, args.backend, args.max_memory_gb)
+    if isinstance(restorer, int):
+        return restorer
     bar = _start_progress(plan, args.quiet)
 
     def progress(src: Path, error: str | None) -> None:
@@ -68,7 +71,7 @@ def cmd_colorize(args) -> int:
     result = colorize_files(colorizer, plan.jobs, size=args.size, saturation=args.saturation, temperature=args.temperature,
                             max_pixels=int(args.max_megapixels * 1e6), workers=args.workers or 2,
                             batch_size=args.batch_size, on_progress=progress, hints=hints, hints_dir=args.hints_dir,
-                            out_dir=plan.out_dir)
+                            out_dir=plan.out_dir, restorer=restorer)
     bar.close()
     return _summary(plan, result.done, result.failures)
 
@@ -160,6 +163,61 @@ def _summary(plan, done: int, failed: list[str]) -> int:
     for line in plan.missing:
         _say(f"failed {line}")
     summary = f"{done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+    _say(summary + f"; outputs in {plan.out_dir}")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _restorer(model: str, steps: str | None, backend: str, max_memory_gb: float):
+    """The Restorer of ``--restore``/``tinct restore``, or an exit code after its error line."""
+    from .backends import BackendError
+    from .checkpoint import CheckpointError
+    from .restore import Restorer, RestoreError
+
+    try:
+        restorer = Restorer.load(model, steps, backend=backend)
+    except RestoreError as e:
+        return _error(str(e))
+    except (CheckpointError, BackendError) as e:
+        return _error(f"cannot load damage model: {e}")
+    restorer.memory_budget = int(max_memory_gb * 1e9)
+    return restorer
+
+
+# --------------------------------------------------------------------- restore
+def cmd_restore(args) -> int:
+    from .batch import PlanError, plan_colorize, restore_files
+
+    try:
+        plan = plan_colorize(args.inputs, args.output, args.format, recursive=args.recursive, shard_spec=args.shard,
+                             overwrite=args.overwrite, verb="restore")
+    except PlanError as e:
+        for line in e.problems:
+            print(f"tinct: error: {line}", file=sys.stderr)
+        return _error(str(e))
+    restorer = _restorer(args.damage_model, args.steps, args.backend, args.max_memory_gb)
+    if isinstance(restorer, int):
+        return restorer
+    bar = _progress(plan.total, args.quiet)
+    for line in [] if args.quiet else plan.skipped:
+        _say(f"skipped {line}", bar.write)
+    for line in plan.refused:
+        _say(f"failed {line}", bar.write)
+    bar.update(len(plan.skipped) + len(plan.refused))
+
+    def progress(src: Path, error: str | None) -> None:
+        bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
+        if error:
+            _say(f"failed {error}", bar.write)
+        bar.update(1)
+
+    result = restore_files(restorer, plan.jobs, max_pixels=int(args.max_megapixels * 1e6), workers=args.workers,
+                           on_progress=progress)
+    bar.close()
+    failures = [*plan.missing, *plan.refused, *result.failures]
+    for line in plan.missing:
+        _say(f"failed {line}")
+    summary = f"{result.done} restored ({', '.join(restorer.steps)}), {len(failures)} failed" + \
+        (f", {len(plan.skipped)} skipped" if plan.skipped else "")
     _say(summary + f"; outputs in {plan.out_dir}")
     return EXIT_FAILED if failures else EXIT_OK
 

@@ -86,6 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-batch", type=_positive_int, default=16, metavar="N",
                    help="photos per Ray task, the unit Ray schedules and retries when a worker dies (default 16)")
 
+    c.add_argument("--restore", nargs="?", const="", default=None, metavar="STEPS",
+                   help="restore each photo before colouring it: scratches (and dust, cracks, tears), grain, tone; "
+                        "comma-separated, 'all', or none for scratches,grain (docs/RESTORE.md)")
+    c.add_argument("--damage-model", default="default", metavar="MODEL",
+                   help="damage-mask model of --restore: bundled name, checkpoint or run folder (default: default)")
+
+    r = sub.add_parser("restore", help="remove scratches, dust, grain and fading from old photos (grey out)",
+                       description="Restore old prints: damage (scratches, cracks, dust, torn corners) found by a small "
+                                   "network and inpainted, film grain denoised, a faded tone stretched. Outputs are grey, "
+                                   "OUT_DIR/<stem>.png; inputs are never modified. Details and figures: docs/RESTORE.md.")
+    r.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    r.add_argument("-o", "--output", default="restored", metavar="OUT",
+                   help="output folder (default: restored/), or a .png/.jpg file name for a single input")
+    r.add_argument("--steps", default=None, metavar="STEPS",
+                   help="comma-separated: scratches, grain, tone, or 'all' (default: scratches,grain)")
+    r.add_argument("--damage-model", default="default", metavar="MODEL",
+                   help="damage-mask model: bundled name, checkpoint or run folder (default: default)")
+    r.add_argument("--format", choices=["png", "jpg"], default="png", help="output format when writing to a folder")
+    r.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    r.add_argument("--max-megapixels", type=_positive_float, default=180, help="refuse larger images (default 180)")
+    r.add_argument("--max-memory-gb", type=_positive_float, default=2.4,
+                   help="refuse an image whose restoration would need more memory, judged from its header (default 2.4)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no 'skipped' lines")
+    _backend_option(r)
+    r.add_argument("--workers", type=_positive_int, default=2, help="photos restored at once (default 2)")
+    r.add_argument("--shard", metavar="i/n", default=None, help="only the i-th of n equal shares of the inputs (sorted by path)")
+
     x = sub.add_parser("export", help="export a model to ONNX (for the onnx backend or other runtimes)",
                        description="Write the network as ONNX (opset %d, dynamic batch, height and width) with tinct's "
                                    "decoding settings in its metadata; tinct colorize --model FILE.onnx runs it. "

@@ -98,7 +98,7 @@ class TermsConfig:
 
 @dataclass
 class TaskConfig:
-    kind: str = "regression"  # regression | classification | gan
+    kind: str = "regression"  # regression | classification | gan | segmentation
     loss: str = "l1"  # pixel loss (regression; GAN reconstruction): l1 | mse | smooth_l1 | mix
     mix_p: float = 0.5  # mix = mix_p * L1 + (1 - mix_p) * MSE
     encoding: str = "soft"  # classification target: soft (Zhang's 5-NN Gaussian) | hard (nearest bin)
@@ -121,6 +121,15 @@ class TaskConfig:
     # pulled by its pixel and perceptual losses and only then by a critic that has learnt.
     adv_ramp: int = 0
     terms: TermsConfig = field(default_factory=TermsConfig)  # classification only
+    # segmentation (a damage mask, tinct.tasks.segmentation): the tinct.degrade preset that
+    # damages each crop with probability damage_p, its marks' scale drawn per crop from
+    # damage_scale; the target is what the damage changed by at least min_change (grey, 0-1).
+    damage: str = "damage-train"
+    damage_p: float = 0.85
+    damage_scale: tuple[float, float] = (0.5, 1.5)
+    min_change: float = 0.03
+    pos_weight: float = 1.0  # BCE weight of damaged pixels
+    dice_weight: float = 1.0  # loss = BCE + dice_weight * soft Dice
 
 
 @dataclass

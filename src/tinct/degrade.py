@@ -250,12 +250,33 @@ def torn_corner(img, rng, scale, size=(0.08, 0.25), jag=5, paper=(0.85, 1.0)):
 
 
 # ----------------------------------------------------------------- presets
+# Thin scratches, both kinds: on a print mostly bright (the emulsion scraped off), on a
+# negative dark; the two are separate steps so each draws its own.
+_SCRATCHES = (Step("scratches", {"bright": 1.0}), Step("scratches", {"bright": 0.0, "count": (0, 3)}, p=0.6))
+
 PRESETS: dict[str, tuple[Step, ...]] = {
     # A print of 1900-1950, scanned: yellowed paper's tone curve, faded, grainy, dusty,
     # scratched, a little soft, scanner noise, saved as a poor JPEG.
     "old-print": (
         Step("tone"), Step("fade"), Step("grain"), Step("dust"), Step("scratches"),
         Step("blur"), Step("scan"), Step("jpeg"),
+    ),
+    # Restoration's measures (benchmarks/restore_quality.py), one kind of harm each; the
+    # damage presets' masks are exact (no step after them spreads the marks).
+    "damage": (Step("dust"), *_SCRATCHES, Step("cracks", p=0.5), Step("torn_corner", p=0.25)),
+    "scratches-dust": (Step("dust"), *_SCRATCHES, Step("cracks", p=0.5)),
+    "grain": (Step("grain"),),
+    "faded": (Step("tone", {"gamma": (0.9, 1.1), "s_curve": 0.0}), Step("fade")),
+    # What the damage detector trains on (recipes/restore/damage.yaml): clean crops made
+    # grainy, faded or JPEG-compressed half the time (so none of that reads as damage), and
+    # wider ranges of every mark than the measures draw.
+    "damage-train": (
+        Step("tone", p=0.4), Step("fade", p=0.4), Step("grain", {"amount": (0.005, 0.05)}, p=0.5),
+        Step("dust", {"count": (0, 40), "radius": (0.4, 3.0)}, p=0.85),
+        Step("scratches", {"count": (1, 6), "width": (0.8, 3.0), "bright": 1.0, "opacity": (0.3, 0.95)}, p=0.7),
+        Step("scratches", {"count": (1, 4), "width": (0.8, 3.0), "bright": 0.0, "opacity": (0.3, 0.95)}, p=0.5),
+        Step("cracks", {"width": (0.8, 2.5)}, p=0.4), Step("torn_corner", p=0.1),
+        Step("jpeg", {"quality": (60, 95)}, p=0.3),
     ),
 }
 
@@ -277,7 +298,8 @@ def resolve(steps: str | Sequence[Step]) -> tuple[Step, ...]:
     return steps
 
 
-def degrade(grey: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0, *, return_mask: bool = False):
+def degrade(grey: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0, *, return_mask: bool = False,
+            scale: float | None = None, min_change: float = 0.0):
     """Degrade a grey image as an old print.
 
     Args:
@@ -286,6 +308,10 @@ def degrade(grey: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0,
         seed: int or sequence of ints (e.g. ``[seed, step, photo]``); the same seed gives
             the same output, bit for bit.
         return_mask: also return the bool ``(H, W)`` mask of the pixels the damage steps drew.
+        scale: the spatial parameters' multiplier; default: the short side / :data:`REFERENCE_SIDE`
+            (a training crop may stand for a part of a larger photo).
+        min_change: the mask keeps only the pixels a damage step changed by at least this
+            much (grey in [0, 1]): a mark as grey as what it covers is no damage.
 
     Returns:
         the degraded image, of the input's dtype (uint8 rounded; float32 in [0, 1]), and
@@ -300,15 +326,16 @@ def degrade(grey: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0,
     steps = resolve(steps)
     img = grey.astype(np.float64) / 255.0 if grey.dtype == np.uint8 else np.clip(grey.astype(np.float64), 0, 1)
     mask = np.zeros(grey.shape, bool)
-    scale = min(grey.shape) / REFERENCE_SIDE
+    scale = min(grey.shape) / REFERENCE_SIDE if scale is None else float(scale)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(steps))]
     for step, rng in zip(steps, rngs):
         if step.p < 1 and rng.random() >= step.p:
             continue
+        before = img
         img, m = STEPS[step.name](img, rng, scale, **step.params)
         img = np.clip(img, 0.0, 1.0)
         if m is not None:
-            mask |= m
+            mask |= m & (np.abs(img - before) >= min_change) if min_change > 0 else m
     out = _to_u8(img) if grey.dtype == np.uint8 else img.astype(np.float32)
     return (out, mask) if return_mask else out
 
@@ -325,8 +352,12 @@ def _lightness_of_grey_levels() -> np.ndarray:
     return color.rgb_to_lab(levels)[0, :, 0].astype(np.float32)
 
 
-def degrade_lightness(L: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0) -> np.ndarray:
+def degrade_lightness(L: np.ndarray, steps: str | Sequence[Step] = "old-print", seed=0, **options):
     """Degrade lightness: L ``(H, W)`` in [0, 100] -> the neutral grey's 8-bit levels ->
-    :func:`degrade` -> L of the degraded levels (float32), as the colorizer reads an 8-bit grey photo."""
+    :func:`degrade` -> L of the degraded levels (float32), as the colorizer reads an 8-bit grey photo.
+    ``options`` go to :func:`degrade` (``return_mask=True`` also returns the mask)."""
     grey = _to_u8(color.neutral_from_l(np.asarray(L, dtype=np.float32))[..., 0])
-    return _lightness_of_grey_levels()[degrade(grey, steps, seed)]
+    out = degrade(grey, steps, seed, **options)
+    if options.get("return_mask"):
+        return _lightness_of_grey_levels()[out[0]], out[1]
+    return _lightness_of_grey_levels()[out]

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, color, config, data, io, tasks
+from . import checkpoint, config, data, io, tasks
 from .config import Config
 
 class CsvLog:
@@ -112,8 +112,13 @@ def plot_curves(train: dict, val: dict, path: Path) -> None:
     axes[0].plot(train["step"], train[train_loss], label=f"train ({train_loss})")
     axes[0].plot(val["step"], val["loss"], marker="o", ms=3, label="val")
     axes[0].set(title="loss", yscale="log" if _positive(train, train_loss) and _positive(val, "loss") else "linear")
-    axes[1].plot(val["step"], val["ab_mae"], marker="o", ms=3, color="C2", label="val")
-    axes[1].set(title="ab error (mean |ab - true ab|, Lab units)")
+    if "ab_mae" in val:
+        axes[1].plot(val["step"], val["ab_mae"], marker="o", ms=3, color="C2", label="val")
+        axes[1].set(title="ab error (mean |ab - true ab|, Lab units)")
+    else:  # a mask task: its pixel scores
+        for name in (k for k in val if k not in ("step", "loss")):
+            axes[1].plot(val["step"], val[name], marker="o", ms=3, label=f"val {name}")
+        axes[1].set(title="mask scores at probability 0.5")
     if extra:
         for name in extra:
             axes[2].plot(train["step"], train[name], label=f"train {name}")
@@ -133,7 +138,7 @@ def _positive(cols: dict, name: str) -> bool:
 
 
 def save_grid(task: tasks.Task, val, n: int, path: Path) -> None:
-    """Columns of validation photos; rows: grey input, prediction, truth."""
+    """Columns of validation photos; rows: the task's (``Task.sample_rows``: grey input, prediction, truth)."""
     from PIL import Image
 
     items = val.items[:n]
@@ -141,12 +146,8 @@ def save_grid(task: tasks.Task, val, n: int, path: Path) -> None:
         return
     batch = {k: v.to(val.env.device) for k, v in data.collate(items).items()}
     task.set_train(False)
-    ab = task.predict_ab_n(batch["L_n"])
+    rgb = [r.cpu() for r in task.sample_rows(batch)]  # each (n, 3, h, w)
     task.set_train(True)
-    L = color.denormalize_l(batch["L_n"])
-    rows = [torch.cat([L, torch.zeros_like(ab)], 1), torch.cat([L, color.denormalize_ab(ab)], 1),
-            torch.cat([L, color.denormalize_ab(batch["ab_n"])], 1)]
-    rgb = [color.lab_to_rgb(r).cpu() for r in rows]  # each (n, 3, h, w)
     grid = torch.cat([torch.cat(list(r), 2) for r in rgb], 1)  # (3, 3h, n*w)
     img = Image.fromarray((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,8 @@ def open_network(path: Path, device: str = "cpu", backend: str = "auto", precisi
                                           "--precision int8")
         return None, net.meta, net
     model, meta = checkpoint.load_model(path)
+    if not model.spec.is_colorizer:  # a critic, or restoration's damage model (tinct restore --damage-model)
+        raise checkpoint.CheckpointError(f"{path}: {model.arch} is not a colorizer (its output is {model.spec.tag!r})")
     if model.spec.hints and backend == "onnx":  # exports carry no hint inputs (tinct.backends)
         raise BackendError(f"{path}: a hint model runs on the torch backend only; use --backend torch or auto")
     if backend == "onnx" and not on_cpu:

@@ -307,6 +307,12 @@ def validate(cfg: Config) -> None:
     if t.kind != "classification" and (terms or d.work_sizes):
         what = "data.work_sizes" if d.work_sizes else "task.terms." + next(iter(terms))
         raise ConfigError(f"{what}: only classification tasks take it, not task.kind={t.kind}")
+    if t.kind == "segmentation":
+        from .degrade import PRESETS
+
+        if t.damage not in PRESETS or not 0 <= t.damage_p <= 1:
+            raise ConfigError(f"task.damage: choose one of {', '.join(sorted(PRESETS))} with task.damage_p in [0, 1], "
+                              f"got {t.damage!r} with {t.damage_p}")
     if t.terms.temperature <= 0:
         raise ConfigError(f"task.terms.temperature must be > 0, got {t.terms.temperature}")
     if d.work_sizes:

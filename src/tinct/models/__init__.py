@@ -18,6 +18,6 @@ How to add a model (the full walk-through is docs/ADDING_A_MODEL.md):
 from .registry import create_model, describe, list_models, model_spec, register_model, spec_of
 from .spec import ModelSpec
 
-from . import effunet, pix2pix, resnet, simple, unet, zhang  # noqa: E402,F401  (each registers its models)
+from . import damage, effunet, pix2pix, resnet, simple, unet, zhang  # noqa: E402,F401  (each registers its models)
 
 __all__ = ["ModelSpec", "create_model", "describe", "list_models", "model_spec", "register_model", "spec_of"]

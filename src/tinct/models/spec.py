@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-Output = Literal["ab", "rgb", "bins", "critic"]
+Output = Literal["ab", "rgb", "bins", "critic", "mask"]
 BinSet = Literal["313", "16x16"]
 
 OUTPUTS: tuple[str, ...] = get_args(Output)
 BIN_SETS: tuple[str, ...] = get_args(BinSet)
 _BIN_CHANNELS = {"313": 313, "16x16": 256}
-_CHANNELS = {"ab": 2, "rgb": 3, "critic": 1}
+_CHANNELS = {"ab": 2, "rgb": 3, "critic": 1, "mask": 1}
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class ModelSpec:
             ``"ab"``: ab_n ``(B, 2, h, w)`` in [-1, 1] (ab / 110);
             ``"rgb"``: sRGB ``(B, 3, h, w)`` in [0, 1];
             ``"bins"``: logits ``(B, Q, h, w)`` over the ab bin set ``bins``;
-            ``"critic"``: patch logits ``(B, 1, h, w)`` of a GAN discriminator (not a colorizer).
+            ``"critic"``: patch logits ``(B, 1, h, w)`` of a GAN discriminator (not a colorizer);
+            ``"mask"``: per-pixel logits ``(B, 1, H, W)`` of a damage mask (``tinct.restore``; not a colorizer).
         stride: input sides must be multiples of it.
         native_size: the working size (short side, pixels) the network is meant to see.
         bins: the bin set of a ``"bins"`` model (``"313"``: Zhang's in-gamut bins,
@@ -67,8 +68,8 @@ class ModelSpec:
 
     @property
     def is_colorizer(self) -> bool:
-        """Its output can be turned into ab (every kind but ``"critic"``)."""
-        return self.output != "critic"
+        """Its output can be turned into ab (every kind but ``"critic"`` and ``"mask"``)."""
+        return self.output not in ("critic", "mask")
 
     @property
     def out_channels(self) -> int:

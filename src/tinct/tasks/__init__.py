@@ -7,6 +7,8 @@ schedules; the trainer (``tinct.train``) only feeds it batches.
   16x16), soft or hard targets, optionally class-weighted, plus optional loss terms on the
   decoded colours (``terms.py``: L1, semantic consistency, features, adversarial).
 - ``GANTask`` (``gan.py``): conditional GAN (pix2pix).
+- ``SegmentationTask`` (``segmentation.py``): a per-pixel mask (a restoration damage
+  detector) with BCE + Dice, on crops it damages itself (``tinct.degrade``).
 - ``Critic`` (``critic.py``): the discriminator step the GAN and the adversarial term share.
 
 Every batch is a dict from ``tinct.data.collate``: ``L_n (B, 1, H, W)``, ``ab_n (B, 2,
@@ -28,8 +30,9 @@ from .classification import ClassificationTask, estimate_prior, hard_labels
 from .critic import Critic
 from .gan import GANTask
 from .regression import RegressionTask
+from .segmentation import SegmentationTask
 
-__all__ = ["NonFiniteLoss", "Task", "RegressionTask", "ClassificationTask", "GANTask", "Critic", "build", "fit",
+__all__ = ["NonFiniteLoss", "Task", "RegressionTask", "ClassificationTask", "GANTask", "SegmentationTask", "Critic", "build", "fit",
            "lr_factor", "estimate_prior", "hard_labels"]
 
 
@@ -56,4 +59,6 @@ def build(cfg: TaskConfig, optim: OptimConfig, model: nn.Module, steps: int, tem
         return ClassificationTask(model, cfg, optim, steps, temperature, prior, crop * crop, n)
     if cfg.kind == "gan":
         return GANTask(model, cfg, optim, steps, temperature)
-    raise ConfigError(f"task.kind: choose regression, classification or gan, got {cfg.kind!r}")
+    if cfg.kind == "segmentation":
+        return SegmentationTask(model, cfg, optim, steps)
+    raise ConfigError(f"task.kind: choose regression, classification, gan or segmentation, got {cfg.kind!r}")

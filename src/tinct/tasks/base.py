@@ -189,6 +189,16 @@ class Task:
         """The model's raw output -> ab_n at its own resolution (differentiable; ``tinct.decode``)."""
         return decode_ab(y, self.spec, self.temperature, centers=self.centers, normalized=True)
 
+    @torch.no_grad()
+    def sample_rows(self, batch: dict) -> list[torch.Tensor]:
+        """Rows of a run's validation grid (``tinct.runfolder.save_grid``), each sRGB
+        ``(n, 3, h, w)``: grey input, prediction, truth (call in eval mode)."""
+        ab = self.predict_ab_n(batch["L_n"])
+        L = color.denormalize_l(batch["L_n"])
+        rows = [torch.cat([L, torch.zeros_like(ab)], 1), torch.cat([L, color.denormalize_ab(ab)], 1),
+                torch.cat([L, color.denormalize_ab(batch["ab_n"])], 1)]
+        return [color.lab_to_rgb(r) for r in rows]
+
     def _ab_mae(self, batch: dict) -> torch.Tensor:
         """Mean |ab - ab_true| in Lab units at full resolution: one yardstick for all tasks."""
         return color.denormalize_ab((self.predict_ab_n(batch["L_n"]) - batch["ab_n"]).abs().mean())
