@@ -110,7 +110,7 @@ def _click_photo(page, fx: float, fy: float) -> None:
 
 def _pick_swatch(page, which: int) -> str:
     """Choose the ``which``-th swatch of the selected point (once they are there); its colour."""
-    page.wait_for_selector("#swatches .swatch")
+    page.wait_for_selector("#swatches:not([aria-busy]) .swatch")
     swatch = page.locator("#swatches .swatch").nth(which)
     colour = swatch.get_attribute("data-colour")
     swatch.click()
@@ -154,6 +154,14 @@ def test_editor_hints_json_gives_the_pages_image_through_the_cli(browser, wired_
         page.keyboard.press("Control+Shift+z")
         _settled(page)
         assert page.is_visible("#reference-clear") and np.array_equal(_page_image(page), with_ref)
+        # the keyboard: Tab to a point, Delete removes it, Ctrl+Z brings it back
+        page.locator("#hint-layer .hint-point").nth(1).focus()
+        page.keyboard.press("Delete")
+        _settled(page)
+        assert page.locator("#hint-layer .hint-point").count() == 1
+        page.keyboard.press("Control+z")
+        _settled(page)
+        assert page.locator("#hint-layer .hint-point").count() == 2 and np.array_equal(_page_image(page), with_ref)
 
         saved = _save_hints(page, tmp_path / "street.hints.json")
         assert [p["colour"] for p in saved["points"]][0] == first and len(saved["points"]) == 2
@@ -246,7 +254,7 @@ def test_a_chosen_swatch_colours_its_point(browser, tmp_path, artifacts):
         fx, fy = 0.5, 0.45
         before = _page_image(page)
         _click_photo(page, fx, fy)
-        page.wait_for_selector("#swatches .swatch")
+        page.wait_for_selector("#swatches:not([aria-busy]) .swatch")
         swatches = page.eval_on_selector_all("#swatches .swatch", "bs => bs.map(b => b.dataset.colour)")
         h, w = before.shape[:2]
         y, x = int(fy * h), int(fx * w)

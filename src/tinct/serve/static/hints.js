@@ -10,7 +10,7 @@ const HintEditor = (() => {
   const el = (id) => document.getElementById(id);
   const POINT_SIZE = 5;  // tinct.hints.DEFAULT_POINT_SIZE
   const ed = { points: [], selected: -1, reference: null, referenceName: null, enabled: false, swatchModel: false,
-               stem: "photo", width: 0, height: 0, undo: [], redo: [], drag: null, picking: false, revision: 0,
+               stem: "photo", width: 0, height: 0, undo: [], redo: [], drag: null, picking: false, revision: 0, swatchPoint: null,
                ask: 0, hooks: { onChange() {}, report() {}, suggest: null, palette: null } };
 
   const clamp = (v) => Math.min(1, Math.max(0, v));
@@ -84,8 +84,10 @@ const HintEditor = (() => {
   async function showSwatches(fillPending = false) {
     const box = el("swatches");
     const i = ed.selected;
-    if (i < 0 || !ed.swatchModel || !ed.hooks.suggest) { box.replaceChildren(); return; }
+    if (i < 0 || !ed.swatchModel || !ed.hooks.suggest) { box.replaceChildren(); ed.swatchPoint = null; return; }
     const ask = ++ed.ask, point = ed.points[i];
+    if (ed.swatchPoint !== point) box.replaceChildren();  // another point's swatches: not clickable meanwhile
+    ed.swatchPoint = point;
     box.setAttribute("aria-busy", "true");
     let colours = [];
     try {
@@ -297,6 +299,10 @@ const HintEditor = (() => {
       layer.addEventListener("pointerup", onPointerUp);
       layer.addEventListener("pointercancel", onPointerUp);
       layer.addEventListener("keydown", onKey);
+      layer.addEventListener("focusin", (e) => {  // Tab to a point selects it (then arrows, Delete)
+        const marker = e.target.closest(".hint-point");
+        if (marker && Number(marker.dataset.index) !== ed.selected) { select(Number(marker.dataset.index)); showSwatches(); }
+      });
       document.addEventListener("keydown", onGlobalKey);
       el("hint-colour").addEventListener("input", () => {
         const p = ed.points[ed.selected];
