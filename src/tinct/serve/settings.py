@@ -75,7 +75,7 @@ class ServeSettings:
     votes_per_hour: int = 300
     trial_ttl: float = 3600.0
     max_open_trials: int = 10_000
-    photo_store_mb: float = 512.0
+    photo_store_mb: float = 256.0
     photo_ttl: float = 1800.0
     max_batch_files: int = 100
     batch_ttl: float = 900.0
