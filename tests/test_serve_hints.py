@@ -143,12 +143,38 @@ def test_a_reference_goes_through_the_pixel_limit_and_memory_budget(make_client)
     (_hints({"x": 0.5, "y": 1.5, "colour": "red"}), "y 1.5 is outside [0, 1]"),
     (_hints({"x": 500, "y": 5, "colour": "red"}, units="pixels"), "outside the 128x96 photo"),
     (_hints(*[{"x": 0.5, "y": 0.5, "colour": "red"}] * 1001), "at most 1000"),
+    (_hints(*[{"x": 0.5, "y": 0.5, "colour": "red"}] * 10_000), "10000 points: at most 1000"),
+    (_hints({"x": 0.5, "colour": "red"}), "point 1 has no y"),
+    (_hints({"x": 0.5, "y": 0.5, "colour": "red"}, reference={"distribution": [1, 2]}), "reference must be null"),
     (_hints(reference="ref.jpg"), "not a file name"),
 ])
 def test_bad_hints_are_422_naming_the_problem(make_client, text, says):
     r = _post(make_client(), _png(PHOTO), hints=text)
     assert r.status_code == 422, r.text
     assert says in r.json()["detail"]
+
+
+@pytest.mark.parametrize("route", ["/api/ab", "/api/suggest", "/api/batch"])
+def test_the_editor_routes_refuse_bad_hints_alike(make_client, route):
+    client = make_client()
+    key = client.post("/api/photos", files={"image": ("p.png", _png(PHOTO), "image/png")}).json()["photo"]
+    photo = {"files": [("images", ("p.png", _png(PHOTO), "image/png"))]} if route == "/api/batch" else {}
+    fields = {} if route == "/api/batch" else {"photo": key, "x": "0.5", "y": "0.5"}
+    for text, says in (("{not json", "hints: not JSON"),
+                       (_hints({"x": 0.5, "y": 0.5, "colour": "reddish"}), "unknown colour 'reddish'"),
+                       (_hints(*[{"x": 0.5, "y": 0.5, "colour": "red"}] * 10_000), "at most 1000"),
+                       (_hints({"x": 500, "y": 5, "colour": "red"}, units="pixels"), "outside the 128x96 photo")):
+        r = client.post(route, data={**fields, "hints": text}, **photo)
+        if route == "/api/batch" and r.status_code == 202:  # a pixel point is checked against each photo
+            status = client.get(r.json()["status"]).json()
+            while status["state"] != "done":
+                status = client.get(r.json()["status"]).json()
+            assert says in status["failed"][0]["error"], status
+            continue
+        assert r.status_code == 422 and says in r.json()["detail"], (route, r.text)
+    files = photo.get("files", []) + [("reference", ("ref.png", b"not an image at all", "image/png"))]
+    r = client.post(route, data=fields, files=files)
+    assert r.status_code == 415 and "reference" in r.json()["detail"], r.text
 
 
 def test_hint_errors_do_not_echo_a_big_field(make_client):
@@ -183,32 +209,40 @@ def test_models_say_which_take_hints_and_openapi_describes_the_fields(make_clien
 
 
 # ---------------------------------------------------------------- the page's editor
-EDITOR_IDS = ["editor", "hint-photo", "hint-layer", "hint-colour", "hint-delete", "hint-clear", "hints-save",
-              "hints-load", "reference"]
+EDITOR_IDS = ["editor", "hint-layer", "swatches", "hint-colour", "hint-undo", "hint-redo", "hint-delete", "hint-clear",
+              "hints-save", "hints-load", "reference", "reference-drop"]
+PAGE_JS = ["lab.js", "hints.js", "app.js", "batch.js"]
 
 
 def test_the_page_serves_the_hint_editor(make_client):
     client = make_client()
     page = client.get("/").text
-    for id_ in EDITOR_IDS + ["file", "model", "before", "after", "split", "download", "status"]:
+    for id_ in EDITOR_IDS + ["file", "model", "before", "after", "split", "download", "status", "progress",
+                             "batch-files", "batch-progress"]:
         assert re.search(rf'id="{id_}"', page), id_
-    assert '<input type="color" id="hint-colour"' in page
-    for id_ in ("hint-delete", "hint-clear", "hints-save"):  # buttons with their own text
+    assert '<input type="color" id="hint-colour"' in page and '<progress id="progress"' in page
+    for id_ in ("hint-undo", "hint-redo", "hint-delete", "hint-clear", "hints-save", "download"):  # buttons with text
         assert re.search(rf'<button[^>]*id="{id_}"[^>]*>[^<]*\w', page), id_
-    assert '<script src="/static/hints.js"></script>' in page
-    js = client.get("/static/hints.js")
-    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
-    assert "http" not in js.text and "import" not in js.text  # nothing from elsewhere, no modules
-    for needle in ('"/api/colorize"', "debounce", '"relative"', "version: 1", "Delete"):
-        assert needle in js.text + client.get("/static/app.js").text, needle
-    # no fetch but the app's own API
-    for name in ("app.js", "hints.js"):
-        for url in re.findall(r"fetch\(\s*([^,)]+)", (STATIC / name).read_text()):
-            assert url.strip().startswith(('"/api/', '"/healthz"')), (name, url)
+    for name in PAGE_JS:
+        assert f'<script src="/static/{name}"></script>' in page
+        js = client.get(f"/static/{name}")
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+        assert "http" not in js.text.replace("XMLHttpRequest", "").replace("HttpError", "")  # nothing from elsewhere
+        assert not re.search(r"^\s*import\b|\bimport\(", js.text, re.M)  # no modules: plain scripts
+    everything = "".join((STATIC / name).read_text() for name in PAGE_JS)
+    for needle in ('"/api/ab"', '"/api/photos"', '"/api/suggest"', '"/api/palette"', '"/api/batch"', "debounce",
+                   '"relative"', "version: 1", "Delete", "Ctrl+Z"):
+        assert needle in everything, needle
+    # nothing asked of any server but this app's own API
+    for name in PAGE_JS:
+        text = (STATIC / name).read_text()
+        urls = re.findall(r"fetch\(\s*([^,)]+)", text) + re.findall(r'request\("[A-Z]+",\s*([^,)]+)', text)
+        for url in urls:
+            assert url.strip().startswith(('"/api/', '`/api/', '"/healthz"', "status.zip")), (name, url)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.parametrize("name", ["app.js", "hints.js", "study.js"])
+@pytest.mark.parametrize("name", PAGE_JS + ["study.js"])
 def test_the_pages_js_parses(name):
     r = subprocess.run(["node", "--check", str(STATIC / name)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

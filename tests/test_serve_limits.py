@@ -97,7 +97,7 @@ def test_out_of_memory_is_a_clear_503(make_client, monkeypatch, error):
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(colorizer, "colorize", fail)
+    monkeypatch.setattr(colorizer, "predict_ab_batched", fail)  # the network step every route takes
     r = _post(client, _bytes(make_photo(32, 32)))
     assert r.status_code == 503 and "out of memory" in r.json()["detail"] and r.headers["retry-after"]
     assert client.app.state.tinct.jobs.taken == 0
@@ -105,7 +105,7 @@ def test_out_of_memory_is_a_clear_503(make_client, monkeypatch, error):
 
 def test_an_unexpected_error_is_one_json_500_without_a_traceback(make_client, monkeypatch):
     client = make_client()
-    monkeypatch.setattr(client.app.state.tinct.models["tiny"].colorizer, "colorize",
+    monkeypatch.setattr(client.app.state.tinct.models["tiny"].colorizer, "predict_ab_batched",
                         lambda *a, **k: (_ for _ in ()).throw(KeyError("secret internals")))
     r = _post(client, _bytes(make_photo(32, 32)))
     assert r.status_code == 500 and r.json() == {"detail": "internal error (logged on the server)"}

@@ -184,6 +184,24 @@ class Colorizer:
                 raise ImageError(f"{name}: the model's output is NaN or infinite (damaged or diverged weights?)")
         return [self.render(L, ab, saturation, a) for L, ab, a in zip(L_full, ab_small, alphas)]
 
+    def likely_colours(self, image, x: float, y: float, k: int = 6, size: int | None = None, hints=None,
+                       reference=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> list:
+        """The ``k`` colours a bin model thinks likeliest at (``x``, ``y``), fractions of the
+        width and height, best first: :class:`tinct.likely.LikelyColour` (the bin's ab, its
+        probability, a displayable hex), given ``hints`` and ``reference`` as :meth:`colorize`
+        takes them (:func:`tinct.likely.likely_colours`).
+
+        Raises:
+            ValueError: not a bin model, or x, y outside [0, 1]; as :meth:`colorize` otherwise.
+        """
+        from .likely import likely_colours
+
+        guide = hints_.guide(hints, reference) if hints is not None or reference is not None else None
+        if guide:
+            self.require_hints()
+        L = self.luminance(self.read_photo(image, size, max_pixels).pixels)
+        return likely_colours(self, L, x, y, k, size, guide)
+
     def require_hints(self) -> None:
         """Raise :class:`tinct.hints.HintError` unless this model takes hints."""
         if not self.spec.hints:

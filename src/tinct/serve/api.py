@@ -18,7 +18,10 @@ from __future__ import annotations
 import io
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+import torch
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -31,6 +34,7 @@ from ..errors import is_out_of_memory
 from ..io import ImageError, load_image, open_header
 from .guard import UploadTooLarge
 from .limits import MB, SIZE_RANGE, check_budget, out_of_memory, short_message
+from .photos import PHOTO_FIELD_DOC, StoredPhoto, stored_or_404
 
 router = APIRouter()
 
@@ -85,13 +89,13 @@ def parse_options(form, models: dict, default_model: str) -> Options:
     if model not in models:
         raise HTTPException(422, f"model: unknown model {model[:40]!r}; available: {', '.join(models)}")
     return Options(model=model,
-                   size=_number(form, "size", int, SIZE_RANGE),
-                   saturation=_number(form, "saturation", float, SATURATION_RANGE, default=1.0),
-                   temperature=_number(form, "temperature", float, TEMPERATURE_RANGE),
+                   size=number_field(form, "size", int, SIZE_RANGE),
+                   saturation=number_field(form, "saturation", float, SATURATION_RANGE, default=1.0),
+                   temperature=number_field(form, "temperature", float, TEMPERATURE_RANGE),
                    guide=parse_hints(form, models[model].colorizer))
 
 
-def _number(form, name: str, kind, bounds, default=None):
+def number_field(form, name: str, kind, bounds, default=None):
     text = form.get(name)
     if text is None or (isinstance(text, str) and text.strip() == ""):
         return default
@@ -106,48 +110,93 @@ def _number(form, name: str, kind, bounds, default=None):
     return value
 
 
-def render(colorizer, data: bytes, options: Options, max_pixels: int, max_job_bytes: int,
-           reference: bytes | None = None) -> tuple[bytes, tuple[int, int]]:
-    """Worker job: decode (the pixel limit and the colorizer's memory budget checked from the
-    header first), colorize, encode PNG. A ``reference`` photo is decoded the same way
-    first, and only its palette kept (it replaces ``options.guide``'s reference).
+def decode_photo(colorizer, data: bytes, size: int | None, max_pixels: int, max_job_bytes: int,
+                 filename: str = "upload") -> StoredPhoto:
+    """Decode an upload (the pixel limit and the colorizer's memory budget checked from the
+    header first) down to what colorizing it needs: its full-resolution lightness and alpha.
+    Raises ImageError / MemoryBudgetError (see :func:`answers`) or HTTPException 413."""
+    seen = {"mode": "RGB"}
 
-    Returns (png bytes, (width, height)). Raises HTTPException: 413/415/422 for the image
-    or the reference (422 for bad hints), 503 when memory runs out anyway
-    (:func:`tinct.errors.is_out_of_memory`).
-    """
     def budget(w: int, h: int, mode: str) -> None:  # 413 from the header, before decoding
-        check_budget(colorizer, w, h, mode, options.size, max_job_bytes)
+        seen["mode"] = mode
+        check_budget(colorizer, w, h, mode, size, max_job_bytes)
 
-    def reference_budget(w: int, h: int, mode: str) -> None:  # the photo's budget, the message naming the reference
+    photo = colorizer.read_photo(load_image(data, max_pixels=max_pixels, name="upload", check=budget), size)
+    return StoredPhoto(colorizer.luminance(photo.pixels), photo.alpha, filename, seen["mode"])
+
+
+def decode_reference(colorizer, reference: bytes, size: int | None, max_pixels: int, max_job_bytes: int):
+    """A reference photo's palette, a global hint ``(314,)`` (:func:`tinct.hints.reference_hint`),
+    decoded with the photo's pixel limit and memory budget (the messages naming the reference)."""
+    def budget(w: int, h: int, mode: str) -> None:
         try:
-            budget(w, h, mode)
+            check_budget(colorizer, w, h, mode, size, max_job_bytes)
         except HTTPException as e:
             raise HTTPException(e.status_code, f"reference: {e.detail}") from None
 
-    guide = hints.Guide().merged(options.guide)  # each point carries its size (the file's point_size)
-    which = reference
+    ref = load_image(reference, max_pixels=max_pixels, name="reference", check=budget)
+    return hints.reference_hint(ref)  # only the palette is kept: the photo is decoded after, not beside it
+
+
+def predict_stored(colorizer, photo: StoredPhoto, options: Options, guide: hints.Guide | None, max_job_bytes: int):
+    """The low-resolution ab ``(2, h, w)`` (Lab units, saturation not applied) a colorization of
+    ``photo`` is composed from: the steps of :meth:`tinct.Colorizer.colorize` after decoding."""
+    check_budget(colorizer, photo.width, photo.height, photo.mode, options.size, max_job_bytes)
+    ab = colorizer.predict_ab_batched([photo.L], options.size, options.temperature, 8, [guide or None])[0]
+    if not bool(torch.isfinite(ab).all()):
+        raise ImageError(f"{photo.name}: the model's output is NaN or infinite (damaged or diverged weights?)")
+    return ab
+
+
+@contextmanager
+def answers(max_pixels: int, first: bytes | None = None, then: bytes | None = None):
+    """Worker-side errors as HTTP answers: 413 over the budget, 413/415/422 for a bad image
+    (``first``, or ``then`` once ``step.next()`` was called: which upload failed), 422
+    for bad hints (a grey reference, a pixel point outside the photo), 503 out of memory."""
+    step = _Step(first, then)
     try:
-        if reference is not None:
-            ref = load_image(reference, max_pixels=max_pixels, name="reference", check=reference_budget)
-            guide = guide.merged(hints.Guide(reference=hints.reference_hint(ref)))
-            del ref  # only its palette is kept: the photo is decoded after, not beside it
-        which = data
-        photo = load_image(data, max_pixels=max_pixels, name="upload", check=budget)
-        out = colorizer.colorize(photo, size=options.size, saturation=options.saturation, temperature=options.temperature,
-                                 hints=guide.points or None, reference=guide.reference)
-        buf = io.BytesIO()
-        out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
+        yield step
     except MemoryBudgetError as e:  # the colorizer's own check of the decoded photo (same budget)
         raise HTTPException(413, str(e)) from None
     except ImageError as e:
-        raise HTTPException(_status_for_bad_image(which, max_pixels), str(e)) from None
-    except hints.HintError as e:  # a grey reference, a pixel point outside the photo
+        status = _status_for_bad_image(step.data, max_pixels) if step.data is not None else 422
+        raise HTTPException(status, str(e)) from None
+    except hints.HintError as e:
         raise HTTPException(422, short_message(str(e))) from None
     except Exception as e:
         if is_out_of_memory(e):
             raise out_of_memory() from None
         raise
+
+
+class _Step:
+    def __init__(self, first, then):
+        self.data, self._then = first, then
+
+    def next(self) -> None:
+        self.data = self._then
+
+
+def render(colorizer, data: bytes | None, options: Options, max_pixels: int, max_job_bytes: int,
+           reference: bytes | None = None, photo: StoredPhoto | None = None) -> tuple[bytes, tuple[int, int]]:
+    """Worker job: decode ``data`` (or take the stored ``photo``), colorize, encode PNG. A
+    ``reference`` photo is decoded first, and only its palette kept (it replaces
+    ``options.guide``'s reference).
+
+    Returns (png bytes, (width, height)). Raises HTTPException (:func:`answers`).
+    """
+    guide = hints.Guide().merged(options.guide)  # each point carries its size (the file's point_size)
+    with answers(max_pixels, reference if reference is not None else data, data) as step:
+        if reference is not None:
+            guide = guide.merged(hints.Guide(reference=decode_reference(colorizer, reference, options.size,
+                                                                        max_pixels, max_job_bytes)))
+            step.next()
+        if photo is None:
+            photo = decode_photo(colorizer, data, options.size, max_pixels, max_job_bytes)
+        ab = predict_stored(colorizer, photo, options, guide, max_job_bytes)
+        out = colorizer.render(photo.L, ab, options.saturation, photo.alpha)
+        buf = io.BytesIO()
+        out.save(buf, format="PNG", compress_level=3)  # 3: much faster than the default, files ~10% larger
     return buf.getvalue(), out.size
 
 
@@ -174,9 +223,11 @@ def safe_stem(filename: str | None) -> str:
 _COLORIZE_BODY = {
     "required": True,
     "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["image"],
+        "type": "object",
         "properties": {
-            "image": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, TIFF, WebP, BMP, GIF)"},
+            "image": {"type": "string", "format": "binary",
+                      "description": "the photo (JPEG, PNG, TIFF, WebP, BMP, GIF); required unless photo is given"},
+            "photo": {"type": "string", "description": PHOTO_FIELD_DOC},
             "model": {"type": "string", "description": "model name from /api/models (default: the server's first)"},
             "size": {"type": "integer", "minimum": SIZE_RANGE[0], "maximum": SIZE_RANGE[1],
                      "description": "working size: short side the network sees (default: the model's)"},
@@ -207,32 +258,51 @@ async def colorize(request: Request) -> Response:
     """Colorize one photo (multipart form: ``image`` plus optional fields); returns a PNG of the same size."""
     state = request.app.state.tinct
     state.jobs.check()  # busy now: 503 before parsing (the body is already read: guard.BodyFirst)
-    async with request.form(max_files=3, max_fields=8) as form:
+    async with request.form(max_files=3, max_fields=9) as form:
         upload, ref = form.get("image"), form.get("reference")
-        if not isinstance(upload, UploadFile):
-            raise HTTPException(422, "image: missing; send the photo as multipart form field 'image'")
-        if isinstance(ref, str):  # a form's empty file input arrives as an empty text field
-            if ref.strip():
-                raise HTTPException(422, "reference: expected an image file, got a text field")
+        photo = stored_photo(form, upload, state.photos)
+        if reference_is_text(ref):
             ref = None
         options = parse_options(form, state.models, state.default_model)
-        data = await upload.read()
+        data = await upload.read() if photo is None else None
         reference = await ref.read() if ref is not None else None
         if reference == b"" and not ref.filename:  # a form's empty file input: no reference
             reference = None
-        filename = upload.filename
+        filename = upload.filename if photo is None else photo.name
     if reference is not None:
         require_hints(state.models[options.model].colorizer)
-    if len(data) + len(reference or b"") > state.settings.max_upload_bytes:
+    if len(data or b"") + len(reference or b"") > state.settings.max_upload_bytes:
         raise UploadTooLarge(state.settings.max_upload_bytes)
     with state.jobs.take() as ticket:  # only now, with the whole upload in hand, a place in the pool
         started = time.perf_counter()
         png, (w, h) = await state.jobs.run(ticket, render, state.models[options.model].colorizer, data, options,
-                                           state.settings.max_pixels, state.settings.max_job_bytes, reference)
+                                           state.settings.max_pixels, state.settings.max_job_bytes, reference, photo)
     headers = {"Content-Disposition": f'inline; filename="{safe_stem(filename)}-colorized.png"',
                "X-Tinct-Model": options.model, "X-Tinct-Size": f"{w}x{h}",
                "X-Tinct-Seconds": f"{time.perf_counter() - started:.3f}", "Cache-Control": "no-store"}
     return Response(png, media_type="image/png", headers=headers)
+
+
+def stored_photo(form, upload, store) -> StoredPhoto | None:
+    """The ``photo`` field's stored photo (404 when unknown), or None when ``image`` is sent; 422 for neither or both."""
+    key = form.get("photo")
+    if key is not None and str(key).strip():
+        if isinstance(upload, UploadFile):
+            raise HTTPException(422, "image and photo: send one of them, not both")
+        return stored_or_404(store, str(key).strip())
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, "image: missing; send the photo as multipart form field 'image' "
+                                 "(or a photo id from POST /api/photos as 'photo')")
+    return None
+
+
+def reference_is_text(ref) -> bool:
+    """A form's empty file input arrives as an empty text field (no reference); other text is a 422."""
+    if isinstance(ref, str):
+        if ref.strip():
+            raise HTTPException(422, "reference: expected an image file, got a text field")
+        return True
+    return False
 
 
 @router.get("/api/models", tags=["api"])

@@ -24,10 +24,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
-from . import api, study_web
+from . import api, batch, editor, study_web
+from .batch import BatchStore
 from .guard import BodyFirst, Shield, allowed_hosts
 from .jobs import Busy, JobPool
 from .limits import MB, short
+from .photos import PhotoStore
 from .settings import ModelEntry, ServeSettings, load_models
 from .study import StudySet, VoteLimits, VoteStore
 
@@ -44,6 +46,8 @@ class ServerState:
     jobs: JobPool
     store: VoteStore
     study: StudySet
+    photos: PhotoStore
+    batches: BatchStore
 
     @property
     def default_model(self) -> str:
@@ -63,13 +67,16 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
                         jobs=JobPool(settings.workers, settings.queue),
                         store=VoteStore(settings.db, VoteLimits(settings.vote_interval, settings.votes_per_hour,
                                                                 settings.trial_ttl, settings.max_open_trials)),
-                        study=StudySet(settings.study_data, settings.cache_dir, settings.study_size))
+                        study=StudySet(settings.study_data, settings.cache_dir, settings.study_size),
+                        photos=PhotoStore(int(settings.photo_store_mb * MB), ttl=settings.photo_ttl),
+                        batches=BatchStore(settings.cache_dir / "batches", ttl=settings.batch_ttl))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         state.jobs.shutdown()
         state.store.close()
+        state.batches.close()
 
     app = FastAPI(title="tinct", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Automatic image colorization: grey photo in, colour PNG out. "
@@ -84,6 +91,8 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
     app.add_exception_handler(Busy, _busy)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.include_router(api.router)
+    app.include_router(editor.router)
+    app.include_router(batch.router)
     app.include_router(study_web.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_pages(app)
@@ -106,8 +115,16 @@ def _add_pages(app: FastAPI) -> None:
     def api_index() -> dict:
         """What this API offers: its endpoints, the docs and the OpenAPI document."""
         return {"name": "tinct", "version": __version__, "docs": "/docs", "openapi": "/openapi.json",
-                "endpoints": {"POST /api/colorize": "colorize one photo (multipart: image, model, size, saturation, "
-                                                    "temperature, hints, reference)",
+                "endpoints": {"POST /api/colorize": "colorize one photo (multipart: image or photo, model, size, "
+                                                    "saturation, temperature, hints, reference)",
+                              "POST /api/batch": "several photos into one zip (then GET /api/batch/{id}, "
+                                                 "GET /api/batch/{id}/zip)",
+                              "POST /api/photos": "upload a photo once for editing; its id is the photo field of "
+                                                  "/api/colorize, /api/ab and /api/suggest",
+                              "GET /api/photos/{id}/lightness": "a stored photo's lightness (uint16)",
+                              "POST /api/ab": "the low-resolution ab a colorization is composed from",
+                              "POST /api/suggest": "the model's likeliest colours at a point",
+                              "POST /api/palette": "a reference photo's palette, as a hints file's reference",
                               "GET /api/models": "the models and the default",
                               "GET /healthz": "liveness and load",
                               "GET /api/study/next": "a study trial", "POST /api/study/vote": "vote on a trial",

@@ -85,5 +85,13 @@ class JobPool:
         future.add_done_callback(lambda _: ticket.release())  # also runs if cancelled while queued
         return await asyncio.wrap_future(future)
 
+    def submit(self, ticket: Ticket, fn: Callable[..., Any], *args: Any) -> Future:
+        """Start ``fn(*args)`` on a worker thread under ``ticket`` without waiting (a batch job:
+        the request answers at once, the work goes on)."""
+        ticket._handed_over = True
+        future: Future = self._executor.submit(fn, *args)
+        future.add_done_callback(lambda _: ticket.release())
+        return future
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -46,6 +46,12 @@ class ServeSettings:
         votes_per_hour: votes one study session may cast in any hour (429 beyond).
         trial_ttl: seconds an unvoted study trial stays valid; older ones are deleted.
         max_open_trials: unvoted trials kept at most, all sessions together (oldest go first).
+        photo_store_mb: the hint editor's stored photos (their lightness, 4 bytes a pixel) at
+            most, all together; the least recently used go first (:mod:`.photos`).
+        photo_ttl: seconds a stored photo stays after its last use.
+        max_batch_files: photos one ``POST /api/batch`` may send (their bytes together within
+            ``max_upload_mb``).
+        batch_ttl: seconds a finished batch's zip is kept.
     """
 
     models: list[str] = field(default_factory=lambda: ["default"])
@@ -69,6 +75,10 @@ class ServeSettings:
     votes_per_hour: int = 300
     trial_ttl: float = 3600.0
     max_open_trials: int = 10_000
+    photo_store_mb: float = 256.0
+    photo_ttl: float = 1800.0
+    max_batch_files: int = 100
+    batch_ttl: float = 900.0
 
     def __post_init__(self):
         self.db = Path(self.db)
@@ -83,12 +93,15 @@ class ServeSettings:
             raise ValueError(f"--workers must be >= 1 and --queue >= 0, got {self.workers} and {self.queue}")
         if not 64 <= self.study_size <= 4096:
             raise ValueError(f"study image size must be between 64 and 4096, got {self.study_size}")
-        for name in ("max_job_mb", "header_timeout", "body_timeout", "max_buffered_mb", "trial_ttl"):
+        for name in ("max_job_mb", "header_timeout", "body_timeout", "max_buffered_mb", "trial_ttl",
+                     "photo_store_mb", "photo_ttl", "batch_ttl"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_connections < self.workers + self.queue + 1 or self.keep_alive_timeout < 1:
             raise ValueError(f"max_connections must exceed workers + queue and keep_alive_timeout be >= 1, "
                              f"got {self.max_connections} and {self.keep_alive_timeout}")
+        if self.max_batch_files < 1:
+            raise ValueError(f"max_batch_files must be >= 1, got {self.max_batch_files}")
         if self.vote_interval < 0 or self.votes_per_hour < 1 or self.max_open_trials < 1:
             raise ValueError("vote_interval must be >= 0, votes_per_hour and max_open_trials >= 1")
         if self.study_data is not None and not self.study_data.is_dir():
@@ -136,9 +149,11 @@ class ModelEntry:
         return dataclasses.replace(self, colorizer=colorizer)
 
     def info(self) -> dict:
-        """What ``GET /api/models`` says of the model; ``hints``: whether it takes colour hints."""
+        """What ``GET /api/models`` says of the model; ``hints``: whether it takes colour hints;
+        ``distribution``: whether it outputs one over ab bins (``POST /api/suggest`` needs it)."""
+        spec = self.colorizer.spec
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
-                "output": self.colorizer.spec.tag, "hints": bool(self.colorizer.spec.hints)}
+                "output": spec.tag, "hints": bool(spec.hints), "distribution": spec.is_bins}
 
 
 def split_spec(text: str) -> tuple[str, str]:

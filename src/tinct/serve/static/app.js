@@ -1,11 +1,13 @@
-// The colorize page: pick or drop a photo, POST it to /api/colorize, show before/after;
-// colour hints from the editor (hints.js) go with it, and an edit re-renders: debounced,
-// one request in flight, the latest state sent when it ends.
+// The colorize page: pick or drop a photo; it is uploaded once (POST /api/photos) and its
+// lightness fetched once; each render asks only for the model's low-resolution colours
+// (POST /api/ab, with the editor's hints) and composes the result here (lab.js), so an edit
+// sends no image and the saturation slider sends nothing at all. Renders are debounced, one
+// request in flight, the latest state sent when it ends.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, resultUrl: null, beforeUrl: null, maxBytes: 25 * 1024 * 1024, timer: null,
-                busy: false, again: false, hints: {} };
+const state = { file: null, photo: null, light: null, width: 0, height: 0, ab: null, grid: null, models: {},
+                maxBytes: 25 * 1024 * 1024, timer: null, busy: false, again: false, frame: 0, rendered: 0 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function setStatus(text, kind = "") {
@@ -13,42 +15,122 @@ function setStatus(text, kind = "") {
   $("status").className = kind;
 }
 
+function progress(value) {  // a number in [0, 1]; null: working, no measure (indeterminate); false: hidden
+  const bar = $("progress");
+  bar.hidden = value === false;
+  if (value === null) bar.removeAttribute("value"); else if (value !== false) bar.value = value;
+}
+
+class HttpError extends Error {
+  constructor(status, detail) { super(detail); this.status = status; }
+}
+
+// XHR rather than fetch: it reports upload and download progress.
+function request(method, url, body, responseType = "json", onProgress = null) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, url);
+    xhr.responseType = responseType;
+    if (onProgress) {
+      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(0.9 * e.loaded / e.total);
+      xhr.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    }
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(xhr); return; }
+      let detail = xhr.statusText || `HTTP ${xhr.status}`;
+      const body = xhr.response;
+      if (body && typeof body === "object" && !(body instanceof ArrayBuffer) && body.detail) detail = body.detail;
+      else if (body instanceof ArrayBuffer) {
+        try { detail = JSON.parse(new TextDecoder().decode(body)).detail || detail; } catch (_) { /* not JSON */ }
+      }
+      reject(new HttpError(xhr.status, typeof detail === "string" ? detail : JSON.stringify(detail)));
+    };
+    xhr.onerror = () => reject(new HttpError(0, "the server cannot be reached"));
+    xhr.send(body);
+  });
+}
+
+function form(fields) {
+  const f = new FormData();
+  for (const [name, value] of Object.entries(fields)) if (value !== undefined && value !== null) f.append(name, value);
+  return f;
+}
+
 async function loadModels() {
   try {
     const [models, health] = await Promise.all([fetch("/api/models").then((r) => r.json()), fetch("/healthz").then((r) => r.json())]);
     for (const m of models.models) {
-      const option = new Option(`${m.name}: ${m.description}`, m.name, m.name === models.default, m.name === models.default);
-      $("model").add(option);
-      state.hints[m.name] = Boolean(m.hints);
+      $("model").add(new Option(m.name, m.name, m.name === models.default, m.name === models.default));
+      state.models[m.name] = m;
     }
     state.maxBytes = health.limits.max_upload_mb * 1024 * 1024;
-    HintEditor.setEnabled(Boolean(state.hints[$("model").value]));
+    modelChanged();
   } catch (err) {
     setStatus(`Cannot reach the server: ${err}`, "error");
   }
 }
 
-function choose(file) {
+function modelChanged() {
+  const m = state.models[$("model").value] || {};
+  $("model-note").textContent = m.description ? `${m.description}${m.hints ? "; takes colour hints" : ""}` : "";
+  HintEditor.setEnabled(Boolean(m.hints), Boolean(m.distribution));
+}
+
+async function choose(file) {
   if (!file) return;
   if (file.size > state.maxBytes) {
     setStatus(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${(state.maxBytes / 2 ** 20).toFixed(0)} MB.`, "error");
     return;
   }
-  state.file = file;
-  if (state.beforeUrl) URL.revokeObjectURL(state.beforeUrl);
-  state.beforeUrl = URL.createObjectURL(file);
-  $("before").src = state.beforeUrl;
-  HintEditor.setPhoto(state.beforeUrl, file.name);
-  render();
+  Object.assign(state, { file, photo: null, ab: null });
+  if (await upload(file)) render();
 }
 
-function schedule(ms = 300) {  // debounce: edits in quick succession make one request
+async function upload(file) {  // -> true once the photo is on the server and its lightness here
+  document.body.dataset.state = "busy";
+  setStatus(`Sending ${file.name}…`, "busy");
+  progress(0);
+  try {
+    const sent = await request("POST", "/api/photos", form({ image: file, model: $("model").value }), "json",
+                               (f) => progress(0.8 * f));
+    if (file !== state.file) return false;
+    const { photo, width, height } = sent.response;
+    setStatus(`Reading ${file.name}…`, "busy");
+    const got = await request("GET", `/api/photos/${encodeURIComponent(photo)}/lightness`, null, "arraybuffer",
+                              (f) => progress(0.8 + 0.2 * f));
+    if (file !== state.file) return false;
+    const fresh = state.width !== width || state.height !== height || !state.light;
+    Object.assign(state, { photo, width, height, light: new Uint16Array(got.response) });
+    if (fresh || !state.ab) {
+      for (const c of [$("before"), $("after")]) { c.width = width; c.height = height; }
+      paint($("before"), null);
+      HintEditor.setPhoto(file.name, width, height);
+    }
+    const first = $("workspace").hidden;
+    $("workspace").hidden = false;
+    $("drop").classList.add("compact");
+    fit();
+    if (first) $("workspace").scrollIntoView({ block: "start" });
+    return true;
+  } catch (err) {
+    fail(`Could not read ${file.name}: ${err.message}`);
+    return false;
+  }
+}
+
+function fail(text) {
+  progress(false);
+  setStatus(text, "error");
+  document.body.dataset.state = "error";
+}
+
+function schedule(ms = 150) {  // debounce: edits in quick succession make one request
   clearTimeout(state.timer);
   state.timer = setTimeout(render, ms);
 }
 
 async function render() {  // one request in flight; what changes meanwhile is sent when it ends
-  if (!state.file) return;
+  if (!state.photo) return;
   if (state.busy) { state.again = true; return; }
   state.busy = true;
   try {
@@ -59,60 +141,95 @@ async function render() {  // one request in flight; what changes meanwhile is s
 }
 
 async function colorize() {
-  const file = state.file;
-  let response;
+  const file = state.file, revision = HintEditor.revision;
+  document.body.dataset.state = "busy";
+  setStatus(`Colorizing ${file.name}…`, "busy");
+  progress(null);
+  const started = performance.now();
+  let got;
   for (let attempt = 0; ; attempt++) {
-    const form = new FormData();
-    form.append("image", file, file.name);
-    form.append("model", $("model").value);
-    form.append("saturation", $("saturation").value);
-    for (const [name, value] of Object.entries(HintEditor.fields())) form.append(name, value);
-    setStatus(`Colorizing ${file.name}…`, "busy");
-    document.body.dataset.state = "busy";
+    const fields = { photo: state.photo, model: $("model").value, ...HintEditor.fields() };
     try {
-      response = await fetch("/api/colorize", { method: "POST", body: form });
+      got = await request("POST", "/api/ab", form(fields), "arraybuffer");
+      break;
     } catch (err) {
-      setStatus(`Upload failed: ${err}`, "error");
+      if (file !== state.file) return;
+      if (err.status === 404 && attempt < 2) {  // the server dropped the photo: send it again
+        if (!(await upload(file))) return;
+        continue;
+      }
+      if (err.status === 503 && attempt < 5) {
+        setStatus("The server is busy; trying again…", "busy");
+        await sleep(2000);
+        continue;
+      }
+      fail(`Could not colorize ${file.name}: ${err.message}`);
       return;
     }
-    if (response.status !== 503 || attempt >= 5 || file !== state.file) break;
-    const wait = Number(response.headers.get("Retry-After") || 2);
-    setStatus(`The server is busy; trying again in ${wait} s…`, "busy");
-    await sleep(wait * 1000);
   }
   if (file !== state.file) return;  // another photo was chosen meanwhile: its turn comes next
-  if (!response.ok) {
-    let detail = response.statusText;
-    try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
-    setStatus(`Could not colorize ${file.name}: ${detail}`, "error");
-    document.body.dataset.state = "error";
-    return;
-  }
-  const blob = await response.blob();
-  if (file !== state.file) return;
-  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
-  state.resultUrl = URL.createObjectURL(blob);
-  $("after").src = state.resultUrl;
-  HintEditor.setResult(state.resultUrl);
-  await $("after").decode().catch(() => {});
-  const stem = file.name.replace(/\.[^.]*$/, "") || "photo";
-  $("download").href = state.resultUrl;
-  $("download").download = `${stem}-colorized.png`;
-  $("download").hidden = false;
-  $("compare").hidden = false;
-  const seconds = response.headers.get("X-Tinct-Seconds");
-  setStatus(`Done: ${response.headers.get("X-Tinct-Size")} with ${response.headers.get("X-Tinct-Model")}` +
-            (seconds ? ` in ${Number(seconds).toFixed(2)} s` : "") + ". Drag the slider to compare.", "ok");
+  const [w, h] = got.getResponseHeader("X-Tinct-Grid").split("x").map(Number);
+  Object.assign(state, { ab: new Float32Array(got.response), grid: [w, h] });
+  paint($("after"), state.ab);
+  $("download").disabled = false;
+  progress(false);
+  const server = Number(got.getResponseHeader("X-Tinct-Seconds") || 0);
+  setStatus(`Done: ${state.width}x${state.height} with ${got.getResponseHeader("X-Tinct-Model")} in ` +
+            `${((performance.now() - started) / 1000).toFixed(2)} s (model ${server.toFixed(2)} s). ` +
+            "Drag the slider under the photo to compare.", "ok");
+  state.rendered = revision;
+  document.body.dataset.rendered = String(revision);
   document.body.dataset.state = "done";
+}
+
+function paint(canvas, ab) {  // compose the lightness with ab (null: grey) at the page's saturation
+  const ctx = canvas.getContext("2d");
+  const image = ctx.createImageData(state.width, state.height);
+  const [w, h] = ab ? state.grid : [1, 1];
+  Lab.compose(state.light, state.width, state.height, ab, w, h, ab ? Number($("saturation").value) : 1, image.data, null);
+  ctx.putImageData(image, 0, 0);
+}
+
+function fit() {  // the photo as large as its column and the screen allow (a tall one fits the screen's height)
+  if (!state.width) return;
+  const column = $("compare").clientWidth || state.width;
+  const room = Math.max(160, window.innerHeight - 96);
+  const scale = Math.min(column / state.width, room / state.height, 3);
+  $("before").style.width = `${Math.floor(state.width * scale)}px`;
+  $("before").style.height = `${Math.floor(state.height * scale)}px`;
 }
 
 function setSplit(percent) {
   $("after").style.clipPath = `inset(0 0 0 ${percent}%)`;
   $("divider").style.left = `${percent}%`;
+  $("divider").hidden = Number(percent) <= 0;
+}
+
+function download() {  // the page's own result (at its saturation) as a PNG
+  if (!state.ab) return;
+  $("after").toBlob((blob) => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `${state.file.name.replace(/\.[^.]*$/, "") || "photo"}-colorized.png`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 5000);
+  }, "image/png");
+}
+
+async function suggest(x, y, hints) {  // the model's likely colours at (x, y), for the editor's swatches
+  const got = await request("POST", "/api/suggest", form({ photo: state.photo, model: $("model").value, x, y, k: 6, ...hints }));
+  return got.response.colours;
+}
+
+async function palette(file) {  // a reference photo's palette, for the hints' reference
+  const got = await request("POST", "/api/palette", form({ image: file }));
+  return got.response;
 }
 
 function init() {
-  HintEditor.init(() => schedule(300), setStatus);
+  HintEditor.init({ onChange: () => schedule(150), report: setStatus, suggest, palette });
   loadModels();
   $("file").addEventListener("change", () => choose($("file").files[0]));
   const drop = $("drop");
@@ -123,17 +240,16 @@ function init() {
     drop.addEventListener(type, () => drop.classList.remove("over"));
   }
   drop.addEventListener("drop", (e) => { e.preventDefault(); choose(e.dataTransfer.files[0]); });
-  $("saturation").addEventListener("input", () => {
+  $("saturation").addEventListener("input", () => {  // in the page: no request
     $("saturation-value").textContent = Number($("saturation").value).toFixed(2);
-    schedule(350);
+    if (!state.ab || state.frame) return;
+    state.frame = requestAnimationFrame(() => { state.frame = 0; paint($("after"), state.ab); });
   });
-  $("model").addEventListener("change", () => {
-    HintEditor.setEnabled(Boolean(state.hints[$("model").value]));
-    render();
-  });
+  $("model").addEventListener("change", () => { modelChanged(); render(); });
   $("split").addEventListener("input", () => setSplit($("split").value));
-  $("before").addEventListener("error", () => { $("before").alt = "(this browser cannot show the original's format)"; });
-  setSplit(50);
+  $("download").addEventListener("click", download);
+  window.addEventListener("resize", fit);
+  setSplit($("split").value);
 }
 
 init();
