@@ -4,7 +4,7 @@ of docs/RESTORE.md, in one run.
 Usage:
     python benchmarks/restore_quality.py --data VAL_PHOTOS [--model DAMAGE_MODEL] [--limit 60]
         [--parts mask,gain,undamaged,colorize,speed] [--json OUT.json]
-    python benchmarks/restore_quality.py --data VAL_PHOTOS --gallery docs/img     # the gallery sheets
+    python benchmarks/restore_quality.py --data VAL_PHOTOS --gallery docs/images     # the gallery sheets
     python benchmarks/restore_quality.py --data TRAIN_PHOTOS --tune      # how the constants were chosen
 
 Each photo is greyed as the colorizer greys it (``tinct.restore.grey_of``) and damaged by a
@@ -165,7 +165,7 @@ def tune(data, seed: int) -> dict:
 
 
 def gallery(restorer: Restorer, data, seed: int, out: Path, picks: list[int], width: int = 150) -> None:
-    """docs/img/restore-*.png: rows of (damaged | found damage in red | restored | clean) grey,
+    """docs/images/restore-*.png: rows of (damaged | found damage in red | restored | clean) grey,
     and (colorized | colorized after restoring | original) colour, for photos ``picks``."""
     from tinct import Colorizer
 
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
                    "(the colorizer with and without restoring), speed (a 1 MP restoration); default mask,gain,undamaged")
     p.add_argument("--tune", action="store_true", help="only sweep the grain strength and read the tone ranges")
     p.add_argument("--json", default=None, help="write the results here too")
-    p.add_argument("--gallery", default=None, metavar="DIR", help="only write the gallery sheets (docs/img) for --picks")
+    p.add_argument("--gallery", default=None, metavar="DIR", help="only write the gallery sheets (docs/images) for --picks")
     p.add_argument("--picks", type=int, nargs="+", default=[3, 17, 40], help="photo indices of the gallery")
     args = p.parse_args(argv)
     data = photos(args.data, args.limit)
