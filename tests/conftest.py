@@ -3,6 +3,9 @@ server tests' ``models`` (loaded once per module) and ``make_client``."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +93,11 @@ def make_client(models, tmp_path):
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    """Where the browser tests leave their screenshots: ``$TINCT_ARTIFACTS`` (default ``test-artifacts/``)."""
+    folder = Path(os.environ.get("TINCT_ARTIFACTS", "test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -59,13 +59,6 @@ class ServerThread:
 
 
 @pytest.fixture(scope="module")
-def artifacts() -> Path:
-    folder = Path(os.environ.get("TINCT_ARTIFACTS", "test-artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def server(tiny_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     study = root / "study"

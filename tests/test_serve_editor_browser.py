@@ -53,13 +53,6 @@ def obeying_model() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def artifacts() -> Path:
-    folder = Path(os.environ.get("TINCT_ARTIFACTS", "test-artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def wired_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("hint") / "hinty.pt"

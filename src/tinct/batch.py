@@ -314,14 +314,7 @@ def colorize_files(colorizer, jobs: list[tuple[Path, Path]], *, size=None, satur
     def finish_saves(block: bool) -> None:
         while saving and (block or saving[0][1].done()):
             src, fut = saving.popleft()
-            try:
-                fut.result()
-                result.done += 1
-                on_progress(src, None)
-            except Exception as e:
-                if describe(e) is None:
-                    raise
-                _fail(result, on_progress, src, f"{src}: cannot write output: {describe(e)[0]}")
+            _settle(result, on_progress, src, fut, lambda e: f"{src}: cannot write output: {describe(e)[0]}")
 
     last_pixels = 0  # size of the latest decoded photo: big photos are decoded fewer at a time
     workers = max(1, workers)
@@ -388,15 +381,21 @@ def restore_files(restorer, jobs: list[tuple[Path, Path]], *, max_pixels: int, w
                 src, dst = todo.popleft()
                 running.append((src, pool.submit(one, src, dst)))
             src, fut = running.popleft()
-            try:
-                fut.result()
-                result.done += 1
-                on_progress(src, None)
-            except Exception as e:
-                if describe(e) is None:
-                    raise
-                _fail(result, on_progress, src, describe(e, src, "restoring")[0])
+            _settle(result, on_progress, src, fut, lambda e: describe(e, src, "restoring")[0])
     return result
+
+
+def _settle(result: BatchResult, on_progress, src: Path, fut, failed) -> None:
+    """``src``'s finished work: counted done, or failed with ``failed(error)`` for an error
+    tinct describes (anything else is a bug and propagates)."""
+    try:
+        fut.result()
+        result.done += 1
+        on_progress(src, None)
+    except Exception as e:
+        if describe(e) is None:
+            raise
+        _fail(result, on_progress, src, failed(e))
 
 
 def _fail(result: BatchResult, on_progress, src: Path, message: str) -> None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .registry import register_model
 from .spec import ModelSpec
-from .unet import DoubleConv
+from .unet import add_levels, levels
 
 
 class DamageUNet(nn.Module):
@@ -32,23 +32,11 @@ class DamageUNet(nn.Module):
 
     def __init__(self, base: int = 16, depth: int = 3):
         super().__init__()
-        widths = [base * 2**k for k in range(depth + 1)]
-        self.down = nn.ModuleList([DoubleConv(4, widths[0])])  # the 2 x 2 block's 4 pixels
-        self.down.extend(DoubleConv(widths[k - 1], widths[k]) for k in range(1, depth + 1))
-        self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth)))
-        self.merge = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(depth)))
+        widths = add_levels(self, 4, base, depth)  # the 2 x 2 block's 4 pixels in
         self.head = nn.Conv2d(widths[0], 4, 1)  # a logit for each pixel of the 2 x 2 block
 
     def forward(self, L_n: torch.Tensor) -> torch.Tensor:
-        skips = []
-        x = F.pixel_unshuffle(L_n, 2)  # (B, 4, H/2, W/2)
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
-        skips.pop()  # the bottleneck is not a skip
-        for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], 1))
+        x = levels(self, F.pixel_unshuffle(L_n, 2))  # at (H/2, W/2)
         return F.pixel_shuffle(self.head(x), 2)  # (B, 1, H, W) logits
 
 

@@ -25,6 +25,30 @@ class DoubleConv(nn.Sequential):
         super().__init__(*conv_bn_relu(cin, cout), *conv_bn_relu(cout, cout))
 
 
+def add_levels(net: nn.Module, in_channels: int, base: int, depth: int) -> list[int]:
+    """Give ``net`` a U-Net's levels (``down``, ``pool``, ``up``, ``merge``): level k has
+    ``base * 2**k`` channels, ``depth`` 2x downsamplings; returns the widths."""
+    widths = [base * 2**k for k in range(depth + 1)]
+    net.down = nn.ModuleList([DoubleConv(in_channels, widths[0])])
+    net.down.extend(DoubleConv(widths[k - 1], widths[k]) for k in range(1, depth + 1))
+    net.pool = nn.MaxPool2d(2)
+    net.up = nn.ModuleList(nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth)))
+    net.merge = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(depth)))
+    return widths
+
+
+def levels(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The features at full width of ``net``'s levels (:func:`add_levels`) for ``x``."""
+    skips = []
+    for i, block in enumerate(net.down):
+        x = block(x if i == 0 else net.pool(x))
+        skips.append(x)
+    skips.pop()  # the bottleneck is not a skip
+    for up, merge in zip(net.up, net.merge):
+        x = merge(torch.cat([up(x), skips.pop()], 1))
+    return x
+
+
 class UNet(nn.Module):
     """``(B, 1, H, W)`` -> ``(B, out_channels, H, W)``; H and W multiples of ``2**depth``.
 
@@ -41,24 +65,11 @@ class UNet(nn.Module):
         if activation not in acts:
             raise ValueError(f"activation must be one of {sorted(acts)}, got {activation!r}")
         self.activation = acts[activation]
-        widths = [base * 2**k for k in range(depth + 1)]
-        self.down = nn.ModuleList([DoubleConv(1, widths[0])])
-        self.down.extend(DoubleConv(widths[k - 1], widths[k]) for k in range(1, depth + 1))
-        self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(depth)))
-        self.merge = nn.ModuleList(DoubleConv(2 * widths[k], widths[k]) for k in reversed(range(depth)))
+        widths = add_levels(self, 1, base, depth)
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, L_n: torch.Tensor) -> torch.Tensor:
-        skips = []
-        x = L_n
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
-        skips.pop()  # the bottleneck is not a skip
-        for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], 1))
-        return self.activation(self.head(x))
+        return self.activation(self.head(levels(self, L_n)))
 
 
 # Input sides must survive ``depth`` 2x poolings.
