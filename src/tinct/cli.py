@@ -61,13 +61,7 @@ def cmd_colorize(args) -> int:
     if isinstance(restorer, int):
         return restorer
     bar = _start_progress(plan, args.quiet)
-
-    def progress(src: Path, error: str | None) -> None:
-        bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
-        if error:
-            _say(f"failed {error}", bar.write)
-        bar.update(1)
-
+    progress = _photo_progress(bar)
     result = colorize_files(colorizer, plan.jobs, size=args.size, saturation=args.saturation, temperature=args.temperature,
                             max_pixels=int(args.max_megapixels * 1e6), workers=args.workers or 2,
                             batch_size=args.batch_size, on_progress=progress, hints=hints, hints_dir=args.hints_dir,
@@ -158,11 +152,22 @@ def _start_progress(plan, quiet: bool):
     return bar
 
 
-def _summary(plan, done: int, failed: list[str]) -> int:
+def _photo_progress(bar):
+    """The per-photo callback of a run's progress bar: the photo's name, and a line for each failure."""
+    def progress(src: Path, error: str | None) -> None:
+        bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
+        if error:
+            _say(f"failed {error}", bar.write)
+        bar.update(1)
+
+    return progress
+
+
+def _summary(plan, done: int, failed: list[str], did: str = "colorized") -> int:
     failures = [*plan.missing, *plan.refused, *failed]
     for line in plan.missing:
         _say(f"failed {line}")
-    summary = f"{done} colorized, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+    summary = f"{done} {did}, {len(failures)} failed" + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
     _say(summary + f"; outputs in {plan.out_dir}")
     return EXIT_FAILED if failures else EXIT_OK
 
@@ -191,35 +196,15 @@ def cmd_restore(args) -> int:
         plan = plan_colorize(args.inputs, args.output, args.format, recursive=args.recursive, shard_spec=args.shard,
                              overwrite=args.overwrite, verb="restore")
     except PlanError as e:
-        for line in e.problems:
-            print(f"tinct: error: {line}", file=sys.stderr)
-        return _error(str(e))
+        return _plan_error(e)
     restorer = _restorer(args.damage_model, args.steps, args.backend, args.max_memory_gb)
     if isinstance(restorer, int):
         return restorer
-    bar = _progress(plan.total, args.quiet)
-    for line in [] if args.quiet else plan.skipped:
-        _say(f"skipped {line}", bar.write)
-    for line in plan.refused:
-        _say(f"failed {line}", bar.write)
-    bar.update(len(plan.skipped) + len(plan.refused))
-
-    def progress(src: Path, error: str | None) -> None:
-        bar.set_postfix_str(one_line(src.name[-30:]), refresh=False)
-        if error:
-            _say(f"failed {error}", bar.write)
-        bar.update(1)
-
+    bar = _start_progress(plan, args.quiet)
     result = restore_files(restorer, plan.jobs, max_pixels=int(args.max_megapixels * 1e6), workers=args.workers,
-                           on_progress=progress)
+                           on_progress=_photo_progress(bar))
     bar.close()
-    failures = [*plan.missing, *plan.refused, *result.failures]
-    for line in plan.missing:
-        _say(f"failed {line}")
-    summary = f"{result.done} restored ({', '.join(restorer.steps)}), {len(failures)} failed" + \
-        (f", {len(plan.skipped)} skipped" if plan.skipped else "")
-    _say(summary + f"; outputs in {plan.out_dir}")
-    return EXIT_FAILED if failures else EXIT_OK
+    return _summary(plan, result.done, result.failures, f"restored ({', '.join(restorer.steps)})")
 
 
 def _progress(total: int, quiet: bool):
