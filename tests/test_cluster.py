@@ -243,9 +243,10 @@ def test_worker_killed_mid_run_every_photo_done_once(tmp_path, tiny_checkpoint):
     pytest.importorskip("ray")
     src, out = tmp_path / "in", tmp_path / "out"
     bad = _photos(src, 20, w=900, h=700)  # big enough that a batch takes a few seconds
-    # 23 files, 2 workers, 12 a batch: one batch each. Both workers are killed once 4 outputs
-    # exist, when neither batch is complete, so both batches are retried, each having
-    # written some of its photos already.
+    # 23 files, 2 workers, 12 a batch: one batch each. The workers are killed once 4 outputs
+    # exist, when no batch is complete, so the batches are retried, having written some of
+    # their photos already. Ray may start the second actor late (it did on a loaded CI
+    # machine): then the one running worker is killed, which is the same test of a retry.
     cmd = [sys.executable, "-m", "tinct", "colorize", str(src), "-r", "-o", str(out), "--model", str(tiny_checkpoint),
            "-q", "--backend", "torch", "--ray", "--ray-cpus", "2", "--workers", "2", "--ray-batch", "12"]
     proc = subprocess.Popen(cmd, env=_env(OMP_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)
@@ -254,9 +255,9 @@ def test_worker_killed_mid_run_every_photo_done_once(tmp_path, tiny_checkpoint):
         while len(list(out.rglob("*.png"))) < 4 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         workers = _ray_workers(proc.pid)
-        if proc.poll() is not None or len(workers) != 2:
+        if proc.poll() is not None or not workers:
             proc.kill()
-            pytest.fail(f"the run ended (or had not 2 workers: {workers}) before the kill:\n{proc.communicate()[1][-3000:]}")
+            pytest.fail(f"the run ended (or had no worker: {workers}) before the kill:\n{proc.communicate()[1][-3000:]}")
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         before = {p.name: p.stat().st_ino for p in out.rglob("*.png")}

@@ -283,13 +283,35 @@ def test_guides_per_photo_in_one_batch(hint_model):
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
 
 
-def test_a_model_without_hints_refuses_them(tiny_colorizer):
+def test_a_model_without_hint_inputs_follows_points_and_a_reference(tiny_colorizer):
+    """A bin model that takes no hints follows them without: its output is corrected by the
+    points (spread on the working grid) and its distributions shifted to the reference's palette."""
+    photo = make_photo(96, 64)
+    plain = tiny_colorizer.colorize(photo)
+    assert np.array_equal(np.asarray(plain), np.asarray(tiny_colorizer.colorize(photo, hints=None)))
+    pointed = tiny_colorizer.colorize(photo, hints=[Hint(0.5, 0.5, "#3050c0")])  # inside the gamut at the photo's L
+    blue = np.array(hints.colour_ab("#3050c0"))
+    near = lambda im: float(np.linalg.norm(_ab(im)[30:35, 46:51].reshape(-1, 2).mean(0) - blue))  # noqa: E731
+    assert near(pointed) < 8 < near(plain)
+    # the reference: the network's logits shifted (tests/test_palette.py), then decoded and rendered as usual
+    ref = make_photo(40, 40, seed=5)
+    shifted = tiny_colorizer.colorize(photo, reference=ref)
+    col = tiny_colorizer
+    L = col.luminance(col.read_photo(photo).pixels)
+    raw = hints.palette_shift(col.predict_raw_averaged([L], None, 1)[0], hints.reference_hint(ref)[:-1], col.temperature,
+                              col.log_prior, col.prior_power)
+    assert np.array_equal(np.asarray(shifted), np.asarray(col.render(L, col.decode(raw[None])[0])))
+    assert not np.array_equal(np.asarray(shifted), np.asarray(plain))
+
+
+def test_a_model_without_a_distribution_refuses_a_reference(tmp_path):
+    path = tmp_path / "ab.pt"
+    checkpoint.save(path, create_model("shallow_ab"), {"size": 64})
+    col = Colorizer.load(path)
     photo = make_photo(64, 48)
-    with pytest.raises(HintError, match="this model takes no hints; use a hint model"):
-        tiny_colorizer.colorize(photo, hints=[Hint(0.5, 0.5, "red")])
-    with pytest.raises(HintError, match="takes no hints"):
-        tiny_colorizer.colorize(photo, reference=torch.zeros(hints.GLOBAL_DIM))
-    tiny_colorizer.colorize(photo, hints=None)
+    with pytest.raises(HintError, match="cannot follow a reference palette"):
+        col.colorize(photo, reference=torch.zeros(hints.GLOBAL_DIM))
+    col.colorize(photo, hints=[Hint(0.5, 0.5, "red")])  # points: any model
 
 
 def test_hint_models_run_on_torch(hint_checkpoint):
@@ -350,11 +372,18 @@ def test_cli_bad_hints_are_clear_errors(hint_checkpoint, tmp_path, capsys, args,
     assert got == code and says in err and "Traceback" not in err
 
 
-def test_cli_refuses_hints_for_a_model_without(tiny_checkpoint, tmp_path, capsys):
+def test_cli_hints_for_a_model_without_hint_inputs(tiny_checkpoint, tmp_path, capsys):
     make_photo(64, 48).save(tmp_path / "p.png")
-    code, err = _run(capsys, tmp_path / "p.png", "--model", tiny_checkpoint, "--hint", "0.5,0.5,red", "-o", tmp_path / "o.png")
-    assert code == 2 and "this model takes no hints" in err
-    assert not (tmp_path / "o.png").exists()
+    code, err = _run(capsys, tmp_path / "p.png", "--model", tiny_checkpoint, "--hint", "0.5,0.5,#3050c0", "-o", tmp_path / "o.png")
+    assert code == 0, err
+    ab = _ab(Image.open(tmp_path / "o.png"))[22:27, 30:35].reshape(-1, 2).mean(0)
+    assert np.linalg.norm(ab - np.array(hints.colour_ab("#3050c0"))) < 8
+    checkpoint.save(tmp_path / "ab.pt", create_model("shallow_ab"), {"size": 64})
+    make_photo(32, 32, seed=3).save(tmp_path / "ref.png")
+    code, err = _run(capsys, tmp_path / "p.png", "--model", tmp_path / "ab.pt", "--reference", tmp_path / "ref.png",
+                     "-o", tmp_path / "o2.png")
+    assert code == 2 and "cannot follow a reference palette" in err and "Traceback" not in err
+    assert not (tmp_path / "o2.png").exists()
 
 
 def test_cli_per_photo_hints_files_in_a_folder(hint_checkpoint, tmp_path, capsys):

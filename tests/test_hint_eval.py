@@ -136,13 +136,15 @@ def _rows(path):
 def test_evaluate_hints_end_to_end(hint_ckpt, tiny_checkpoint, photos, tmp_path, capsys):
     out = tmp_path / "rep"
     rc = main(["evaluate", "--data", str(photos), "--crop", "64", "--model", str(hint_ckpt), "--model", "spread:gray",
-               "--model", str(tiny_checkpoint), "--hints", "1,5", "--reference", "self", "--out", str(out), "-q"])
+               "--model", str(tiny_checkpoint), "--model", "gray", "--hints", "1,5", "--reference", "self",
+               "--out", str(out), "-q"])
     assert rc == 0, capsys.readouterr().err
     rows = _rows(out / "metrics.csv")
     names = list(dict.fromkeys(r["model"] for r in rows))
     h, t = str(hint_ckpt), str(tiny_checkpoint)
     assert names == [f"{h} @ 0 hints", f"{h} @ 1 hint", f"{h} @ 5 hints", f"{h} @ reference self",
-                     "spread:gray @ 0 hints", "spread:gray @ 1 hint", "spread:gray @ 5 hints", f"{t} @ 0 hints"]
+                     "spread:gray @ 0 hints", "spread:gray @ 1 hint", "spread:gray @ 5 hints",
+                     f"{t} @ 0 hints", f"{t} @ 1 hint", f"{t} @ 5 hints", f"{t} @ reference self", "gray @ 0 hints"]
     assert len(rows) == 3 * len(names)
     by = {(r["photo"], r["model"]): r for r in rows}
     for photo in ("p0.png", "p1.png", "p2.png"):
@@ -155,13 +157,17 @@ def test_evaluate_hints_end_to_end(hint_ckpt, tiny_checkpoint, photos, tmp_path,
         # the wired hint model pushes toward each point's colour, so it obeys better than without hints
         hm = by[(photo, f"{h} @ 5 hints")]
         assert float(hm["hint_de00"]) < float(hm["hint_de00_auto"])
+        # a bin model without hint inputs follows the points without them (spread on its working grid)
+        tm = by[(photo, f"{t} @ 5 hints")]
+        assert float(tm["hint_de00"]) < float(tm["hint_de00_auto"]) and by[(photo, f"{t} @ reference self")]["psnr"] != "nan"
     summary = json.loads((out / "summary.json").read_text())
     sec = summary["hints"]
     assert sec["counts"] == [0, 1, 5] and sec["reference"] == "self"
     assert [e["row"] for e in sec["models"]["spread:gray"]] == names[4:7]
     assert sec["models"]["spread:gray"][2]["vs_no_hints"]["psnr"]["diff"] > 0
     md = (out / "summary.md").read_text()
-    assert "## Colour hints" in md and f"{t} takes no hints: reported without hints only" in md
+    assert "## Colour hints" in md and "gray takes no hints: reported without hints only" in md
+    assert f"{t} takes no" not in md
     assert "spread:gray takes no reference" in md
     assert (out / "hints.png").stat().st_size > 1000
     assert "p0000_m7.jpg" in (out / "gallery.html").read_text()  # every row has its thumbnails
@@ -221,6 +227,14 @@ def test_two_shapes_with_the_spread_baseline(base, tiny_colorizer):
     whatever automatic output it corrects (grey, or a random network's colours)."""
     auto = _gray_rgb if base == "gray" else (lambda im: np.asarray(tiny_colorizer.colorize(im), np.float32) / 255)
     result = check_two_shapes(lambda im, pts: hints.spread_rgb(auto(im), pts))
+    assert result.passed, str(result)
+
+
+def test_two_shapes_with_the_bundled_default():
+    """What a user gets: ``tinct colorize --hint`` with the bundled model, which takes no hint
+    inputs and follows the point by spreading it on its working grid (Colorizer.colorize)."""
+    col = Colorizer.load("default")
+    result = check_two_shapes(lambda im, pts: col.colorize(im, hints=pts))
     assert result.passed, str(result)
 
 

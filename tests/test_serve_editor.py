@@ -241,7 +241,8 @@ def test_bad_batches(make_client, tmp_path):
     one = ("images", ("a.png", _png(PHOTO), "image/png"))
     for kwargs, status, says in (({"data": {"model": "hinty"}}, 422, "no photos"),
                                  ({"files": [one] * 3}, 422, "at most 2"),
-                                 ({"files": [one], "data": {"model": "tiny", "hints": RED}}, 422, "takes no hints")):
+                                 ({"files": [one, ("reference", ("r.png", _png(make_photo(32, 32)), "image/png"))],
+                                   "data": {"model": "rgb"}}, 422, "cannot follow a reference palette")):
         r = client.post("/api/batch", **kwargs)
         assert r.status_code == status and says in r.json()["detail"], r.text
     assert client.get("/api/batch/nope").status_code == 404

@@ -188,13 +188,14 @@ def test_hint_errors_do_not_echo_a_big_field(make_client):
     assert r.status_code == 422 and "over 1 MB" in r.json()["detail"]
 
 
-def test_a_model_without_hints_refuses_them(make_client):
+def test_a_model_without_hint_inputs_follows_them(make_client):
     client = make_client()
+    plain = _post(client, _png(PHOTO), model="tiny")
     for r in (_post(client, _png(PHOTO), model="tiny", hints=_hints({"x": 0.5, "y": 0.5, "colour": "red"})),
               _post(client, _png(PHOTO), model="tiny", reference=_png(make_photo(32, 32)))):
-        assert r.status_code == 422, r.text
-        assert "this model takes no hints; use a hint model" in r.json()["detail"]
-    assert _post(client, _png(PHOTO), model="tiny", hints="").status_code == 200
+        assert r.status_code == 200, r.text
+        assert r.content != plain.content
+    assert _post(client, _png(PHOTO), model="tiny", hints="").content == plain.content
     assert make_client().app.state.tinct.jobs.taken == 0
 
 

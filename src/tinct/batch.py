@@ -237,11 +237,11 @@ def prepare_hints(colorizer, plan: Plan, points, hints_file, reference, hints_di
     when ``hints_dir`` holds no file for any photo.
 
     Raises:
-        tinct.hints.HintError: bad hints, or hints for a model that takes none.
+        tinct.hints.HintError: bad hints, or a reference for a model that cannot follow one.
     """
     hints = shared_guide(points, hints_file, reference, point_size)
-    if hints or hints_dir:
-        colorizer.require_hints()
+    if hints:
+        colorizer.require_hints(reference=hints.reference is not None)
     if hints_dir and plan.jobs and not count_hints_files(plan.jobs, plan.out_dir, hints_dir):
         say(f"warning: no photo has a hints file in {hints_dir} (e.g. {plan.jobs[0][0].stem}.hints.json)")
     return hints

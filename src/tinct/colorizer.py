@@ -150,10 +150,12 @@ class Colorizer:
             size: working size (short side the network sees); default: the model's own.
             saturation: multiplies the predicted ab (1 = as predicted, 0 = grey).
             temperature: annealed-mean temperature for distribution models.
-            hints: colour points, :class:`tinct.hints.Hint` or ``"X,Y,COLOUR"`` strings (a
-                hint model only, ``spec.hints``; docs/GUIDE.md).
+            hints: colour points, :class:`tinct.hints.Hint` or ``"X,Y,COLOUR"`` strings: a
+                hint model (``spec.hints``) takes them as input, any other model's output is
+                corrected by them (:func:`tinct.hints.spread_grid`; docs/GUIDE.md).
             reference: a colour photo (path, bytes, PIL image) whose palette guides the
-                whole result, or a ``(314,)`` global hint (a hint model only).
+                whole result, or a ``(314,)`` global hint (a hint model, or a bin model:
+                :func:`tinct.hints.palette_shift`).
 
         Returns:
             8-bit RGB (or RGBA, when the input had alpha) PIL image of the input's pixel size.
@@ -162,7 +164,7 @@ class Colorizer:
             tinct.io.ImageError: an unreadable or damaged image, one over ``max_pixels``, or
                 over the memory budget (:meth:`check_budget`), or non-finite colours.
             tinct.hints.HintError: bad hints, a reference that is not a colour image, or
-                hints for a model that takes none.
+                a reference for a model that outputs no distribution.
         """
         guide = hints_.guide(hints, reference) if hints is not None or reference is not None else None
         return self.colorize_many([image], size, saturation, temperature, max_pixels=max_pixels, guides=[guide])[0]
@@ -173,7 +175,7 @@ class Colorizer:
         """Colorize several images; photos with the same working shape share a forward pass.
         ``guides``: a :class:`tinct.hints.Guide` (or None) per image."""
         if guides is not None and any(guides):
-            self.require_hints()
+            self.require_hints(reference=any(g is not None and g.reference is not None for g in guides))
         photos = [self.read_photo(im, size, max_pixels) for im in images]
         L_full = [self.luminance(p.pixels) for p in photos]
         alphas, names = [p.alpha for p in photos], [p.name for p in photos]
@@ -198,16 +200,17 @@ class Colorizer:
 
         guide = hints_.guide(hints, reference) if hints is not None or reference is not None else None
         if guide:
-            self.require_hints()
+            self.require_hints(reference=guide.reference is not None)
         L = self.luminance(self.read_photo(image, size, max_pixels).pixels)
         return likely_colours(self, L, x, y, k, size, guide)
 
-    def require_hints(self) -> None:
-        """Raise :class:`tinct.hints.HintError` unless this model takes hints."""
-        if not self.spec.hints:
-            onnx = " (an ONNX export has no hint inputs: give the checkpoint)" if self.model is None else ""
-            raise hints_.HintError(f"this model takes no hints{onnx}; use a hint model: --model default-hints once "
-                                   "it ships, or a checkpoint trained with model.kwargs.hints: true (docs/GUIDE.md)")
+    def require_hints(self, reference: bool = False) -> None:
+        """Raise :class:`tinct.hints.HintError` unless this model can follow colour hints: points
+        every model can (spread over its output), a ``reference`` palette a hint model or a
+        bin model only (docs/GUIDE.md)."""
+        if reference and not (self.spec.hints or self.spec.is_bins):
+            raise hints_.HintError(f"this model ({self.spec.tag!r} output) cannot follow a reference palette: a bin "
+                                   "model (the default family) or a hint model can; points work with any model")
 
     def read_photo(self, image, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Photo:
         """A :class:`tinct.io.Photo` of ``image`` (as :meth:`colorize` takes it), refused from its
@@ -286,15 +289,41 @@ class Colorizer:
         """Full-resolution L's -> low-resolution ab ``(2, h', w')`` each, batching equal working shapes.
 
         With several scales, the raw outputs of each are resized to the largest scale's
-        output grid and averaged, then decoded once.
+        output grid and averaged, then decoded once. ``guides`` (one per photo, or None): a
+        hint model's network takes them, another model follows them (:meth:`follow`).
         """
-        raws = self.predict_raw_averaged(L_full, size, batch_size, guides)
-        return [self.decode(raw[None], temperature)[0] for raw in raws]
+        native = self.spec.hints
+        raws = self.predict_raw_averaged(L_full, size, batch_size, guides if native else None)
+        if native or not guides:
+            return [self.decode(raw[None], temperature)[0] for raw in raws]
+        return [self.follow(L, raw, g, size, temperature) for L, raw, g in zip(L_full, raws, guides)]
+
+    def follow(self, L: torch.Tensor, raw: torch.Tensor, guide, size: int | None = None,
+               temperature: float | None = None) -> torch.Tensor:
+        """How a model that takes no hints follows them (docs/GUIDE.md): its raw output ``raw``
+        (:meth:`predict_raw_averaged`) for the photo of full-resolution lightness ``L``,
+        shifted to the guide's reference palette (:meth:`shift_to_reference`), decoded, then
+        corrected by the guide's points on the working grid (:func:`tinct.hints.spread_grid`).
+        Returns ab ``(2, h, w)`` for :meth:`render`."""
+        ab = self.decode(self.shift_to_reference(raw, guide, temperature)[None], temperature)[0]
+        if guide and guide.points:
+            ab = hints_.spread_grid(L, ab, guide.points, self.working_shape(*L.shape, self.working_sizes(size)[0]))
+        return ab
+
+    def shift_to_reference(self, raw: torch.Tensor, guide, temperature: float | None = None) -> torch.Tensor:
+        """A bin model's raw output ``(Q, h, w)`` with its logits shifted until the photo's
+        palette, decoded at ``temperature``, is ``guide``'s reference (:func:`tinct.hints.palette_shift`);
+        unchanged without a reference."""
+        if guide is None or guide.reference is None:
+            return raw
+        return hints_.palette_shift(raw, guide.reference[:-1], temperature or self.temperature, self.log_prior,
+                                    self.prior_power)
 
     def predict_raw_averaged(self, L_full: list[torch.Tensor], size, batch_size: int,
                              guides=None) -> list[torch.Tensor]:
         """Full-resolution L's -> the raw output averaged over the scales (on the largest
-        scale's grid), one tensor each, ready to :meth:`decode`."""
+        scale's grid), one tensor each, ready to :meth:`decode`. ``guides`` go to a hint
+        model's network (another model follows them after this step: :meth:`follow`)."""
         sizes = self.working_sizes(size)
         total = self.predict_raw_batched(L_full, sizes[0], batch_size, guides)
         for s in sizes[1:]:
@@ -322,7 +351,7 @@ class Colorizer:
                 L_small = torch.stack([self.resize(L_full[i][None, None], shape)[0] for i in chunk])
                 chunk_guides = [guides[i] for i in chunk] if guides is not None else []
                 local = glob = None
-                if any(chunk_guides):
+                if any(chunk_guides) and self.spec.hints:
                     none = hints_.Guide()
                     local = torch.stack([(g or none).local(tuple(L_full[i].shape), shape) for g, i in zip(chunk_guides, chunk)])
                     glob = torch.stack([(g or none).global_hint() for g in chunk_guides])

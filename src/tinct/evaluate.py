@@ -98,19 +98,30 @@ def _mean_ab_baseline(photo: Photo) -> np.ndarray:
 
 
 class CheckpointModel:
-    """A checkpoint, run folder or bundled model as evaluated: ``(photo) -> RGB``, and for a
-    hint model ``(photo, guide) -> RGB`` (``auto`` is ignored: the network sees the hints)."""
+    """A checkpoint, run folder or bundled model as evaluated: ``(photo) -> RGB``, and
+    ``(photo, guide) -> RGB`` as :meth:`tinct.Colorizer.colorize` follows hints (a hint model's
+    network sees them; any model follows points, a bin model a reference, without them;
+    ``auto`` is ignored)."""
 
     def __init__(self, colorizer, size: int | None = None):
         self.colorizer, self.size = colorizer, size
-        self.takes_points = self.takes_reference = bool(colorizer.spec.hints)
+        self.takes_points = True
+        self.takes_reference = bool(colorizer.spec.hints or colorizer.spec.is_bins)
 
     def __call__(self, photo: Photo, guide=None, auto=None) -> np.ndarray:
-        if guide is None:
-            out = self.colorizer.colorize(photo, size=self.size)
-        else:
-            out = self.colorizer.colorize_many([photo], size=self.size, guides=[guide])[0]
+        col = self.colorizer
+        if col.spec.hints:
+            out = col.colorize_many([photo], size=self.size, guides=[guide])[0]
+        else:  # the network's output does not depend on the guide: one forward pass per photo for all its rows
+            L, raw = self._raw(photo)
+            out = col.render(L, col.follow(L, raw, guide, self.size))
         return np.asarray(out, dtype=np.float32) / 255.0
+
+    def _raw(self, photo: Photo):
+        if getattr(self, "_last", (None,))[0] is not photo:
+            L = self.colorizer.luminance(self.colorizer.read_photo(photo).pixels)
+            self._last = (photo, L, self.colorizer.predict_raw_averaged([L], self.size, 1)[0])
+        return self._last[1:]
 
 
 def load_models(specs: list[str], size: int | None = None) -> dict[str, ModelFn]:

@@ -10,11 +10,14 @@ differences and gallery treat it as a model.
 
 Which model runs under which condition:
 
-- a hint model (``spec.hints``): every condition;
-- ``spread:BASE`` (:class:`SpreadModel`, the non-learned baseline): BASE's automatic
-  output corrected by each point (:func:`tinct.hints.spread_rgb`); points only, it has no
-  use for a reference;
-- any other model (``default``, ``gray``, ...): no hints only (the summary says so).
+- a checkpoint or bundled model (``default``, a run folder, ...): every condition it can
+  follow, as :meth:`tinct.Colorizer.colorize` follows hints (a hint model's network takes
+  them; any other model's output is corrected by the points on its working grid and, a
+  bin model, shifted to the reference's palette);
+- ``spread:BASE`` (:class:`SpreadModel`, the non-learned baseline the issue named): BASE's
+  automatic output corrected by each point at the photo's resolution
+  (:func:`tinct.hints.spread_rgb`); points only;
+- a baseline with no model (``gray``, ``mean-ab``): no hints only (the summary says so).
 
 Each hinted row also measures hint obedience (:func:`tinct.metrics.hint_obedience`, the
 mean CIEDE2000 between the asked colour and the output around each point) for its own

@@ -25,8 +25,11 @@ The package, one idea a module (everything is importable from ``tinct.hints``):
   grid the colorizer uses (:meth:`Guide.local`);
 - :mod:`~tinct.hints.files`: the hints JSON file the web editor saves (:func:`load_hints`,
   :func:`save_hints`; format in docs/GUIDE.md);
-- :mod:`~tinct.hints.spread`: the non-learned baseline that spreads each point's colour
-  over the automatic output (:func:`spread_rgb`; docs/GUIDE.md).
+- :mod:`~tinct.hints.spread`: the non-learned way to follow points: each point's colour
+  correction spread over the automatic output (:func:`spread_rgb`, :func:`spread_grid`;
+  docs/GUIDE.md);
+- :mod:`~tinct.hints.palette`: the non-learned way to follow a reference: a bin model's
+  distributions shifted until the photo's palette is the reference's (:func:`palette_shift`).
 """
 
 from .files import FILE_VERSION, from_json, from_text, load_hints, save_hints, to_json
@@ -34,12 +37,13 @@ from .guides import REFERENCE_SIDE, Guide, guide, palette_hint, reference_hint
 from .maps import GLOBAL_DIM, empty, global_hint, histogram, resize_local
 from .points import DEFAULT_POINT_SIZE, MAX_POINT_SIZE, MAX_POINTS, Hint, HintError, colour_ab, parse_hint
 from .simulated import HINT_PATCH, TruePoint, simulate, step_generator, truth_points
-from .spread import SPREAD_SIGMA_L, SPREAD_SIGMA_XY, pixel_positions, spread_ab, spread_rgb
+from .palette import palette_offsets, palette_shift
+from .spread import SPREAD_SIGMA_L, SPREAD_SIGMA_XY, pixel_positions, spread_ab, spread_grid, spread_rgb
 
 __all__ = [
     "DEFAULT_POINT_SIZE", "FILE_VERSION", "GLOBAL_DIM", "HINT_PATCH", "MAX_POINTS", "MAX_POINT_SIZE", "REFERENCE_SIDE",
     "SPREAD_SIGMA_L", "SPREAD_SIGMA_XY", "Guide", "Hint", "HintError", "TruePoint", "colour_ab", "empty",
-    "from_json", "from_text", "global_hint", "guide", "histogram", "load_hints", "palette_hint", "parse_hint",
-    "pixel_positions", "reference_hint", "resize_local", "save_hints", "simulate", "spread_ab", "spread_rgb",
-    "step_generator", "to_json", "truth_points",
+    "from_json", "from_text", "global_hint", "guide", "histogram", "load_hints", "palette_hint", "palette_offsets",
+    "palette_shift", "parse_hint", "pixel_positions", "reference_hint", "resize_local", "save_hints", "simulate",
+    "spread_ab", "spread_grid", "spread_rgb", "step_generator", "to_json", "truth_points",
 ]

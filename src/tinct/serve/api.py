@@ -71,14 +71,14 @@ def parse_hints(form, colorizer) -> hints.Guide | None:
     except hints.HintError as e:
         raise HTTPException(422, short_message(str(e))) from None
     if guide:
-        require_hints(colorizer)
+        require_hints(colorizer, reference=guide.reference is not None)
     return guide
 
 
-def require_hints(colorizer) -> None:
-    """422 unless the model takes hints (:meth:`tinct.Colorizer.require_hints`'s message)."""
+def require_hints(colorizer, reference: bool = False) -> None:
+    """422 unless the model can follow these hints (:meth:`tinct.Colorizer.require_hints`'s message)."""
     try:
-        colorizer.require_hints()
+        colorizer.require_hints(reference)
     except hints.HintError as e:
         raise HTTPException(422, str(e)) from None
 
@@ -270,7 +270,7 @@ async def colorize(request: Request) -> Response:
             reference = None
         filename = upload.filename if photo is None else photo.name
     if reference is not None:
-        require_hints(state.models[options.model].colorizer)
+        require_hints(state.models[options.model].colorizer, reference=True)
     if len(data or b"") + len(reference or b"") > state.settings.max_upload_bytes:
         raise UploadTooLarge(state.settings.max_upload_bytes)
     with state.jobs.take() as ticket:  # only now, with the whole upload in hand, a place in the pool

@@ -180,7 +180,7 @@ async def start_batch(request: Request) -> dict:
     if sum(len(d) for _, d in uploads) + len(reference or b"") > s.max_upload_bytes:
         raise UploadTooLarge(s.max_upload_bytes)
     if reference is not None:  # one palette for every photo, checked before the batch starts (a 4xx if bad)
-        require_hints(colorizer)
+        require_hints(colorizer, reference=True)
 
         def palette():
             with answers(s.max_pixels, reference):

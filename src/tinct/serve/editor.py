@@ -112,7 +112,7 @@ async def _edit_request(request: Request, extra: tuple[str, ...] = ()):
         name = upload.filename if photo is None else photo.name
     colorizer = state.models[options.model].colorizer
     if reference is not None:
-        require_hints(colorizer)
+        require_hints(colorizer, reference=True)
     if len(data or b"") + len(reference or b"") > state.settings.max_upload_bytes:
         raise UploadTooLarge(state.settings.max_upload_bytes)
     return state, colorizer, options, photo, data, reference, name or "photo", values
