@@ -1,7 +1,7 @@
 """How long one edit in the web page's hint editor takes to show, for a 1 MP photo.
 
-    PYTHONPATH=src python benchmarks/editor_speed.py                       # random-weight hint model
-    PYTHONPATH=src python benchmarks/editor_speed.py --model runs/default-hints/last.pt
+    PYTHONPATH=src python benchmarks/editor_speed.py                       # the bundled default
+    PYTHONPATH=src python benchmarks/editor_speed.py --model random-hints  # a random-weight hint network
 
 The real app runs under uvicorn on loopback (a thread of this process); a client moves one
 hint point per edit (a new place each time) and times, per edit, the median of
@@ -15,9 +15,11 @@ hint point per edit (a new place each time) and times, per edit, the median of
 - ``POST /api/colorize`` naming the stored photo (the server composes and encodes the PNG);
 - the network pass alone (``Colorizer.predict_ab_batched``): the floor of any edit.
 
-The model's cost is the architecture's, not its weights': a random-weight
-``effunet_bins313`` with hints at working size 160 (the ``default-hints`` recipe's) costs
-what the trained one does. Prints the figures, their ratio and whether an edit is within
+By default the model is the bundled ``default``, which follows the hints without hint
+inputs (one network pass, the palette shift and the points spread on the working grid:
+``tinct.Colorizer.follow``). ``--model random-hints`` times a hint network instead: a
+random-weight ``effunet_bins313`` with hints at working size 160 (the ``default-hints``
+recipe's) costs what a trained one does. Prints the figures, their ratio and whether an edit is within
 ``--budget`` (0.3 s). Timings are of this machine as it is (its load average is printed):
 on a loaded machine they are an upper bound; compare the ratio.
 """
@@ -134,7 +136,8 @@ console.log(JSON.stringify([wall.slice(2), cpu.slice(2)]));"""
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="a hint model (checkpoint or bundled name); default: random weights, size 160")
+    p.add_argument("--model", default="default",
+                   help="a model (checkpoint or bundled name; default: the bundled default), or random-hints")
     p.add_argument("--width", type=int, default=1200)
     p.add_argument("--height", type=int, default=834)
     p.add_argument("--repeats", type=int, default=7)
@@ -149,7 +152,7 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="tinct-editor-bench-"))
     model = args.model
-    if model is None:
+    if model == "random-hints":
         torch.manual_seed(0)
         model = str(tmp / "hints.pt")
         checkpoint.save(model, create_model("effunet_bins313", pretrained=False, hints=True).eval(), {"size": 160})

@@ -5,9 +5,9 @@
   --hints`` on the same photo, makes the page's image (at most one 8-bit step apart). The
   saturation slider changes the picture without a request; a tall photo fits the screen; a
   390 px phone page is no wider than the screen; a batch of photos comes back as a zip.
-- With a model that obeys hints (TINCT_E2E_HINT_MODEL, else the bundled ``default-hints``
-  when this install has it, else skipped): the output pixel at a chosen swatch's point has
-  the swatch's hue. It also writes the editor's screenshots (desktop and phone) to
+- With a model that obeys hints (TINCT_E2E_HINT_MODEL, else the bundled ``default``): the
+  output pixel at a chosen swatch's point has the swatch's hue, and the saved hints JSON
+  through ``tinct colorize --hints`` makes the page's image. It also writes the editor's screenshots (desktop and phone) to
   ``$TINCT_ARTIFACTS``, and to ``$TINCT_SCREENSHOTS`` (e.g. docs/images) when set.
 """
 
@@ -27,7 +27,6 @@ from PIL import Image
 
 from tinct import checkpoint, color
 from tinct.cli import main
-from tinct.colorizer import BUNDLED, bundled_installed
 from tinct.models import create_model
 from tinct.serve import ServeSettings, create_app
 
@@ -45,11 +44,10 @@ PIXELS_JS = """() => { const c = document.getElementById('after');
     return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"""
 
 
-def obeying_model() -> str | None:
-    """A hint model trained to follow hints: TINCT_E2E_HINT_MODEL, else the bundled default-hints."""
-    if os.environ.get("TINCT_E2E_HINT_MODEL"):
-        return os.environ["TINCT_E2E_HINT_MODEL"]
-    return "default-hints" if "default-hints" in BUNDLED and bundled_installed("default-hints") else None
+def obeying_model() -> str:
+    """A model that follows hints: TINCT_E2E_HINT_MODEL (e.g. a trained hint model), else the
+    bundled default (which follows them without hint inputs: tinct.Colorizer.follow)."""
+    return os.environ.get("TINCT_E2E_HINT_MODEL") or "default"
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +234,6 @@ def _hue(rgb: np.ndarray) -> tuple[float, float]:
 
 def test_a_chosen_swatch_colours_its_point(browser, tmp_path, artifacts):
     model = obeying_model()
-    if model is None:
-        pytest.skip("no model trained to obey hints: set TINCT_E2E_HINT_MODEL to a hint checkpoint "
-                    "(the bundled default-hints is not in this install)")
     photo = tmp_path / "rhea.jpg"
     Image.open(EXAMPLE).convert("L").save(photo, quality=95)
     with _serve(f"hints={model}", tmp_path) as server:
@@ -260,6 +255,10 @@ def test_a_chosen_swatch_colours_its_point(browser, tmp_path, artifacts):
         got, chroma = _hue(after[y - 2:y + 3, x - 2:x + 3])
         want = hues[far][0]
         gap = abs((got - want + 180) % 360 - 180)
+        _save_hints(page, tmp_path / "rhea.hints.json")
+        assert main(["colorize", str(photo), "--model", model, "--hints", str(tmp_path / "rhea.hints.json"),
+                     "-o", str(tmp_path / "cli.png"), "-q"]) == 0
+        diff = np.abs(np.asarray(Image.open(tmp_path / "cli.png").convert("RGB")).astype(int) - after.astype(int))
         page.screenshot(path=str(artifacts / "editor.png"))
         shots = os.environ.get("TINCT_SCREENSHOTS")
         if shots:
@@ -273,4 +272,5 @@ def test_a_chosen_swatch_colours_its_point(browser, tmp_path, artifacts):
             phone.screenshot(path=str(Path(shots) / "editor-phone.png"), full_page=True)
         assert chroma > 5 and gap <= 30, (f"swatch {chosen} (hue {want:.0f}) chosen, the output there has hue "
                                           f"{got:.0f} (chroma {chroma:.1f}); it was {now:.0f} before")
+        assert diff.max() <= 1, f"page vs tinct colorize --hints: max {diff.max()}, {np.mean(diff > 0):.4%} differ"
         assert not page.errors and not phone.errors

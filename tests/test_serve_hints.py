@@ -201,7 +201,9 @@ def test_a_model_without_hint_inputs_follows_them(make_client):
 
 def test_models_say_which_take_hints_and_openapi_describes_the_fields(make_client):
     client = make_client()
-    assert {m["name"]: m["hints"] for m in client.get("/api/models").json()["models"]} == {"hinty": True, "tiny": False}
+    info = {m["name"]: m for m in client.get("/api/models").json()["models"]}
+    assert {n: (m["hints"], m["hint_inputs"], m["reference"]) for n, m in info.items()} == \
+        {"hinty": (True, True, True), "tiny": (True, False, True)}
     body = client.get("/openapi.json").json()["paths"]["/api/colorize"]["post"]["requestBody"]
     props = body["content"]["multipart/form-data"]["schema"]["properties"]
     assert "hints file's JSON" in props["hints"]["description"] and props["hints"]["type"] == "string"

@@ -208,7 +208,7 @@ class Colorizer:
         """Raise :class:`tinct.hints.HintError` unless this model can follow colour hints: points
         every model can (spread over its output), a ``reference`` palette a hint model or a
         bin model only (docs/GUIDE.md)."""
-        if reference and not (self.spec.hints or self.spec.is_bins):
+        if reference and not (self.spec.hints or self.spec.bins == "313"):
             raise hints_.HintError(f"this model ({self.spec.tag!r} output) cannot follow a reference palette: a bin "
                                    "model (the default family) or a hint model can; points work with any model")
 

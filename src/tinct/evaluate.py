@@ -106,7 +106,7 @@ class CheckpointModel:
     def __init__(self, colorizer, size: int | None = None):
         self.colorizer, self.size = colorizer, size
         self.takes_points = True
-        self.takes_reference = bool(colorizer.spec.hints or colorizer.spec.is_bins)
+        self.takes_reference = bool(colorizer.spec.hints or colorizer.spec.bins == "313")
 
     def __call__(self, photo: Photo, guide=None, auto=None) -> np.ndarray:
         col = self.colorizer

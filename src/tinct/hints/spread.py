@@ -33,8 +33,23 @@ from .. import color
 # mean PSNR gain at 1, 10 and 20 points within 0.02 dB, and the more local of the two best.
 SPREAD_SIGMA_XY = 0.2  # fraction of the short side (51 px on a 256 x 256 photo)
 SPREAD_SIGMA_L = 16.0  # CIELAB L units
+# The colorizer's width depends on the number of points K (each point stands for about 1/K of
+# the photo): sigma_xy = 0.25 (10 / K) ** 0.44, within [0.08, 0.6]; fitted to the best width per K
+# on the same 40 training photos (experiments/spread_per_count.py; docs/GUIDE.md).
+SPREAD_SIGMA_AT_10 = 0.25
+SPREAD_SIGMA_POWER = 0.44
+SPREAD_SIGMA_RANGE = (0.08, 0.6)
 WINDOW = 5  # pixels: where the output's colour at a point is read (as the hint obedience metric reads it)
 _CHUNK_VALUES = 1 << 22  # points x pixels per step: bounds the memory (16 MB of float32)
+
+
+def sigma_for(points: int) -> float:
+    """The colorizer's spatial width (a fraction of the short side) for ``points`` points:
+    ``0.25 * (10 / points) ** 0.44`` within [0.08, 0.6] (wide for one point, narrow for
+    many). The ``spread:BASE`` baseline keeps the fixed :data:`SPREAD_SIGMA_XY`."""
+    k = max(1, int(points))
+    lo, hi = SPREAD_SIGMA_RANGE
+    return float(min(hi, max(lo, SPREAD_SIGMA_AT_10 * (10 / k) ** SPREAD_SIGMA_POWER)))
 
 
 def pixel_positions(points: Sequence, height: int, width: int) -> np.ndarray:
@@ -117,7 +132,7 @@ def spread_grid(L: torch.Tensor, ab_small: torch.Tensor, points: Sequence, shape
     """The points of a model that takes no hints, as the colorizer applies them: the model's
     low-resolution ab ``(2, h, w)`` of a photo whose full-resolution lightness is ``L``
     ``(H, W)``, enlarged to the working grid ``shape`` (the grid the network saw) and
-    corrected there (:func:`spread_ab`) against the lightness on that grid. Returns
+    corrected there (:func:`spread_ab`, width :func:`sigma_for`) against the lightness on that grid. Returns
     ``(2, *shape)``; the render enlarges it to the photo and recombines it with the full L.
     """
     import torch.nn.functional as F
@@ -126,5 +141,5 @@ def spread_grid(L: torch.Tensor, ab_small: torch.Tensor, points: Sequence, shape
     L_w = F.interpolate(L[None, None].float(), size=shape, mode="bilinear", align_corners=False, antialias=down)[0, 0]
     ab_w = F.interpolate(ab_small[None].float(), size=shape, mode="bilinear", align_corners=False)[0]
     out = spread_ab(L_w.numpy(), ab_w.permute(1, 2, 0).numpy(), pixel_positions(points, *shape),
-                    np.array([p.ab for p in points]))
+                    np.array([p.ab for p in points]), sigma_for(len(points)))
     return torch.from_numpy(out).permute(2, 0, 1)

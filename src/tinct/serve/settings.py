@@ -149,11 +149,14 @@ class ModelEntry:
         return dataclasses.replace(self, colorizer=colorizer)
 
     def info(self) -> dict:
-        """What ``GET /api/models`` says of the model; ``hints``: whether it takes colour hints;
+        """What ``GET /api/models`` says of the model; ``hints``: whether it follows colour points
+        (every model does: :meth:`tinct.Colorizer.follow`); ``hint_inputs``: whether its network
+        takes them as inputs; ``reference``: whether it follows a reference photo's palette;
         ``distribution``: whether it outputs one over ab bins (``POST /api/suggest`` needs it)."""
         spec = self.colorizer.spec
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
-                "output": spec.tag, "hints": bool(spec.hints), "distribution": spec.is_bins}
+                "output": spec.tag, "hints": True, "hint_inputs": bool(spec.hints),
+                "reference": bool(spec.hints or spec.bins == "313"), "distribution": spec.is_bins}
 
 
 def split_spec(text: str) -> tuple[str, str]:

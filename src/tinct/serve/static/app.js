@@ -72,7 +72,7 @@ async function loadModels() {
 
 function modelChanged() {
   const m = state.models[$("model").value] || {};
-  $("model-note").textContent = m.description ? `${m.description}${m.hints ? "; takes colour hints" : ""}` : "";
+  $("model-note").textContent = m.description ? `${m.description}${m.hint_inputs ? "; its network takes colour hints" : ""}` : "";
   HintEditor.setEnabled(Boolean(m.hints), Boolean(m.distribution));
 }
 
