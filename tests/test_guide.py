@@ -304,6 +304,20 @@ def test_a_model_without_hint_inputs_follows_points_and_a_reference(tiny_coloriz
     assert not np.array_equal(np.asarray(shifted), np.asarray(plain))
 
 
+def test_pixel_points_are_pixels_of_the_photo_not_of_the_working_grid(tiny_colorizer):
+    """A model without hint inputs spreads points on its working grid (64 px short side here):
+    a pixel point of a 240 x 160 photo is placed where the same relative point is, and a pixel
+    beyond the working grid but inside the photo is accepted."""
+    photo = make_photo(240, 160, seed=2)
+    plain, blue = _ab(tiny_colorizer.colorize(photo)), np.array(hints.colour_ab("#3050c0"))
+    for x, y in ((200, 120), (30, 10)):
+        by_pixel = tiny_colorizer.colorize(photo, hints=[Hint(x, y, "#3050c0")])
+        by_fraction = tiny_colorizer.colorize(photo, hints=[Hint((x + 0.5) / 240, (y + 0.5) / 160, "#3050c0")])
+        assert np.array_equal(np.asarray(by_pixel), np.asarray(by_fraction))
+        gap = lambda ab: float(np.linalg.norm(ab[y - 2:y + 3, x - 2:x + 3].reshape(-1, 2).mean(0) - blue))  # noqa: E731
+        assert gap(_ab(by_pixel)) < gap(plain) - 15  # the colour moved to the point, not elsewhere
+
+
 def test_a_model_without_a_distribution_refuses_a_reference(tmp_path):
     path = tmp_path / "ab.pt"
     checkpoint.save(path, create_model("shallow_ab"), {"size": 64})

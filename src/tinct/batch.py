@@ -206,8 +206,9 @@ def shared_guide(points=(), hints_file: str | Path | None = None, reference: str
 
 def add_hint_options(p: argparse.ArgumentParser) -> None:
     """``tinct colorize``'s colour-hint options (declared here, beside the rules they state)."""
-    g = p.add_argument_group("colour hints", "Points and a reference palette guide the colours; they need a hint model "
-                             "(--model: default-hints once it ships, or a hint checkpoint). Every photo of the run gets "
+    g = p.add_argument_group("colour hints", "Points and a reference palette guide the colours, with any model (the default "
+                             "follows points by spreading them and a reference by shifting its colour probabilities; a "
+                             "model whose output is ab or RGB follows points only). Every photo of the run gets "
                              "--hint, --hints and --reference; with --hints-dir each photo also gets the points of its "
                              "own file. Details and the file format: docs/GUIDE.md.")
     g.add_argument("--hint", action="append", type=_hint, default=[], metavar="X,Y,COLOUR",

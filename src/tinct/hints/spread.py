@@ -52,14 +52,17 @@ def sigma_for(points: int) -> float:
     return float(min(hi, max(lo, SPREAD_SIGMA_AT_10 * (10 / k) ** SPREAD_SIGMA_POWER)))
 
 
-def pixel_positions(points: Sequence, height: int, width: int) -> np.ndarray:
+def pixel_positions(points: Sequence, height: int, width: int, grid: tuple[int, int] | None = None) -> np.ndarray:
     """``(K, 2)`` int pixel (x, y) of points (:class:`tinct.hints.Hint` or
-    :class:`tinct.hints.TruePoint`: anything with ``position(height, width)``) on a photo."""
+    :class:`tinct.hints.TruePoint`: anything with ``position(height, width)``) on a photo of
+    ``height`` x ``width`` pixels, or, given ``grid`` = (h, w), on that grid laid over the
+    same photo (a pixel point is a pixel of the photo, wherever it lands on the grid)."""
     xy = [p.position(height, width) for p in points]
+    gh, gw = grid or (height, width)
     if not xy:
         return np.zeros((0, 2), dtype=int)
-    f = np.asarray(xy, dtype=np.float64) * (width, height) - 0.5
-    return np.clip(np.floor(f + 0.5).astype(int), 0, (width - 1, height - 1))
+    f = np.asarray(xy, dtype=np.float64) * (gw, gh) - 0.5
+    return np.clip(np.floor(f + 0.5).astype(int), 0, (gw - 1, gh - 1))
 
 
 def spread_ab(L: np.ndarray, ab: np.ndarray, xy: np.ndarray, asked: np.ndarray,
@@ -140,6 +143,6 @@ def spread_grid(L: torch.Tensor, ab_small: torch.Tensor, points: Sequence, shape
     down = shape[0] < L.shape[-2] or shape[1] < L.shape[-1]
     L_w = F.interpolate(L[None, None].float(), size=shape, mode="bilinear", align_corners=False, antialias=down)[0, 0]
     ab_w = F.interpolate(ab_small[None].float(), size=shape, mode="bilinear", align_corners=False)[0]
-    out = spread_ab(L_w.numpy(), ab_w.permute(1, 2, 0).numpy(), pixel_positions(points, *shape),
+    out = spread_ab(L_w.numpy(), ab_w.permute(1, 2, 0).numpy(), pixel_positions(points, *L.shape[-2:], grid=shape),
                     np.array([p.ab for p in points]), sigma_for(len(points)))
     return torch.from_numpy(out).permute(2, 0, 1)

@@ -238,10 +238,11 @@ _COLORIZE_BODY = {
             "hints": {"type": "string", "maxLength": MAX_HINTS_BYTES,
                       "description": "colour hints: a hints file's JSON, as the web editor saves it "
                                      '(e.g. {"version": 1, "units": "relative", "points": [{"x": 0.5, "y": 0.2, '
-                                     '"colour": "#ff0000"}]}; docs/GUIDE.md); a hint model only (422 otherwise)'},
+                                     '"colour": "#ff0000"}]}; docs/GUIDE.md); any model'},
             "reference": {"type": "string", "format": "binary",
                           "description": "a colour photo whose palette guides the whole result (replaces the "
-                                         "hints' reference); same limits as image; a hint model only"},
+                                         "hints' reference); same limits as image; a model over the 313 ab bins (the default) or a "
+                                         "hint model (422 otherwise)"},
         }}}},
 }
 _ERRORS = {408: {"description": "the body did not arrive within the body timeout"},
