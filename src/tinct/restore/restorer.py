@@ -197,26 +197,35 @@ class Restorer:
         return out if out is not grey else grey.copy()
 
     def damage_mask(self, grey: np.ndarray) -> np.ndarray:
-        """bool ``(H, W)``: the pixels the damage model finds damaged (probability >= threshold)."""
-        return self.damage_probability(grey) >= self.threshold
+        """bool ``(H, W)``: the pixels the damage model finds damaged (probability >= threshold),
+        thresholded tile by tile (no full-size probability map: a quarter of its memory)."""
+        mask = np.empty(grey.shape, bool)
+        for (rows, cols, keep_r, keep_c), prob in self._tile_probabilities(grey):
+            mask[rows, cols][keep_r, keep_c] = prob[keep_r, keep_c] >= self.threshold
+        return mask
 
     def damage_probability(self, grey: np.ndarray) -> np.ndarray:
         """float32 ``(H, W)`` in [0, 1]: each pixel's probability of being damage."""
+        prob = np.empty(grey.shape, np.float32)
+        for (rows, cols, keep_r, keep_c), tile in self._tile_probabilities(grey):
+            prob[rows, cols][keep_r, keep_c] = tile[keep_r, keep_c]
+        return prob
+
+    def _tile_probabilities(self, grey: np.ndarray):
+        """(tile, probability of the tile with its margin) for each of :func:`ops.tiles`'s tiles."""
         if self.net is None:
             raise RestoreError("this restorer has no damage model (its steps leave out scratches)")
         H, W = grey.shape
-        prob = np.empty((H, W), np.float32)
         table = color.normalize_l(_levels_l())
-        for rows, cols, keep_r, keep_c in ops.tiles(H, W, NET_MARGIN, NET_TILE):
+        for tile in ops.tiles(H, W, NET_MARGIN, NET_TILE):
+            rows, cols = tile[:2]
             x = torch.from_numpy(table[grey[rows, cols]])[None, None]
             h, w = x.shape[-2:]
             ph, pw = -h % self.stride, -w % self.stride
             if ph or pw:  # reflect where it can, replicate for a side shorter than the padding
                 mode = "reflect" if ph < h and pw < w else "replicate"
                 x = F.pad(x, (0, pw, 0, ph), mode=mode)
-            logits = self.net(x)[0, 0, :h, :w]
-            prob[rows, cols][keep_r, keep_c] = torch.sigmoid(logits).numpy()[keep_r, keep_c]
-        return prob
+            yield tile, torch.sigmoid(self.net(x)[0, 0, :h, :w]).numpy()
 
     # ------------------------------------------------------------ memory
     def memory_needed(self, shape: tuple[int, int], mode: str = "RGB") -> int:
