@@ -182,9 +182,14 @@ class Colorizer:
         del photos  # L is all that is needed of the pixels from here (a caller's Photo stays theirs)
         ab_small = self.predict_ab_batched(L_full, size, temperature, batch_size, guides)
         for name, ab in zip(names, ab_small):
-            if not bool(torch.isfinite(ab).all()):
-                raise ImageError(f"{name}: the model's output is NaN or infinite (damaged or diverged weights?)")
+            self.require_finite(ab, name)
         return [self.render(L, ab, saturation, a) for L, ab, a in zip(L_full, ab_small, alphas)]
+
+    @staticmethod
+    def require_finite(ab: torch.Tensor, name: str) -> None:
+        """Raise :class:`tinct.io.ImageError` naming the photo when the predicted ``ab`` holds NaN or infinity."""
+        if not bool(torch.isfinite(ab).all()):
+            raise ImageError(f"{name}: the model's output is NaN or infinite (damaged or diverged weights?)")
 
     def likely_colours(self, image, x: float, y: float, k: int = 6, size: int | None = None, hints=None,
                        reference=None, max_pixels: int = DEFAULT_MAX_PIXELS) -> list:
@@ -204,11 +209,17 @@ class Colorizer:
         L = self.luminance(self.read_photo(image, size, max_pixels).pixels)
         return likely_colours(self, L, x, y, k, size, guide)
 
+    @property
+    def follows_reference(self) -> bool:
+        """Whether this model can follow a reference palette: a hint model (its network takes
+        it) or a model over the 313 bins (:meth:`shift_to_reference`). Points every model follows."""
+        return bool(self.spec.hints or self.spec.bins == "313")
+
     def require_hints(self, reference: bool = False) -> None:
         """Raise :class:`tinct.hints.HintError` unless this model can follow colour hints: points
-        every model can (spread over its output), a ``reference`` palette a hint model or a
-        bin model only (docs/GUIDE.md)."""
-        if reference and not (self.spec.hints or self.spec.bins == "313"):
+        every model can (spread over its output), a ``reference`` palette only when
+        :attr:`follows_reference` (docs/GUIDE.md)."""
+        if reference and not self.follows_reference:
             raise hints_.HintError(f"this model ({self.spec.tag!r} output) cannot follow a reference palette: a bin "
                                    "model (the default family) or a hint model can; points work with any model")
 
@@ -292,9 +303,8 @@ class Colorizer:
         output grid and averaged, then decoded once. ``guides`` (one per photo, or None): a
         hint model's network takes them, another model follows them (:meth:`follow`).
         """
-        native = self.spec.hints
-        raws = self.predict_raw_averaged(L_full, size, batch_size, guides if native else None)
-        if native or not guides:
+        raws = self.predict_raw_averaged(L_full, size, batch_size, guides)
+        if self.spec.hints or not guides:
             return [self.decode(raw[None], temperature)[0] for raw in raws]
         return [self.follow(L, raw, g, size, temperature) for L, raw, g in zip(L_full, raws, guides)]
 
@@ -307,7 +317,8 @@ class Colorizer:
         Returns ab ``(2, h, w)`` for :meth:`render`."""
         ab = self.decode(self.shift_to_reference(raw, guide, temperature)[None], temperature)[0]
         if guide and guide.points:
-            ab = hints_.spread_grid(L, ab, guide.points, self.working_shape(*L.shape, self.working_sizes(size)[0]))
+            L_work = self.resize(L[None, None], self.working_shape(*L.shape, self.working_sizes(size)[0]))[0, 0]
+            ab = hints_.spread_grid(L_work, ab, guide.points, tuple(L.shape))
         return ab
 
     def shift_to_reference(self, raw: torch.Tensor, guide, temperature: float | None = None) -> torch.Tensor:
@@ -323,7 +334,8 @@ class Colorizer:
                              guides=None) -> list[torch.Tensor]:
         """Full-resolution L's -> the raw output averaged over the scales (on the largest
         scale's grid), one tensor each, ready to :meth:`decode`. ``guides`` go to a hint
-        model's network (another model follows them after this step: :meth:`follow`)."""
+        model's network; another model's network never sees them (it follows them after this
+        step: :meth:`follow`)."""
         sizes = self.working_sizes(size)
         total = self.predict_raw_batched(L_full, sizes[0], batch_size, guides)
         for s in sizes[1:]:

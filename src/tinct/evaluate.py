@@ -106,7 +106,8 @@ class CheckpointModel:
     def __init__(self, colorizer, size: int | None = None):
         self.colorizer, self.size = colorizer, size
         self.takes_points = True
-        self.takes_reference = bool(colorizer.spec.hints or colorizer.spec.bins == "313")
+        self.takes_reference = colorizer.follows_reference
+        self._last = (None, None, None)  # (photo, its L, the network's raw output): the photo being evaluated
 
     def __call__(self, photo: Photo, guide=None, auto=None) -> np.ndarray:
         col = self.colorizer
@@ -118,7 +119,7 @@ class CheckpointModel:
         return np.asarray(out, dtype=np.float32) / 255.0
 
     def _raw(self, photo: Photo):
-        if getattr(self, "_last", (None,))[0] is not photo:
+        if self._last[0] is not photo:
             L = self.colorizer.luminance(self.colorizer.read_photo(photo).pixels)
             self._last = (photo, L, self.colorizer.predict_raw_averaged([L], self.size, 1)[0])
         return self._last[1:]

@@ -52,10 +52,9 @@ def distribution_at(colorizer, L: torch.Tensor, x: float, y: float, size: int | 
         raise ValueError(f"a {colorizer.spec.tag!r} model gives no colour distribution (a bin model does)")
     if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
         raise ValueError(f"x and y must be fractions in [0, 1], got {x}, {y}")
-    if colorizer.spec.hints:
-        raw = colorizer.predict_raw_averaged([L], size, 1, [guide] if guide else None)[0]  # (Q, h, w)
-    else:  # the non-learned path: only a reference changes the distributions (points are spread after decoding)
-        raw = colorizer.shift_to_reference(colorizer.predict_raw_averaged([L], size, 1)[0], guide)
+    raw = colorizer.predict_raw_averaged([L], size, 1, [guide] if guide else None)[0]  # (Q, h, w)
+    if not colorizer.spec.hints:  # the non-learned path: only a reference changes the distributions
+        raw = colorizer.shift_to_reference(raw, guide)
     if colorizer.prior_power:
         raw = raw - colorizer.prior_power * colorizer.log_prior.to(raw).view(-1, 1, 1)
     p = torch.softmax(raw.float(), 0)[None]

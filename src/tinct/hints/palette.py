@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import torch
 
+from .points import HintError
+
 MAX_OFFSET = 8.0  # |u| cap: a bin the model gives no pixel any mass stays out of reach instead of blowing up
 ITERATIONS = 30  # Sinkhorn steps; the marginal's largest relative error is below 1% by then on real photos
 FLOOR = 1e-3  # share of the uniform distribution mixed into the reference
@@ -59,14 +61,14 @@ def palette_offsets(z: torch.Tensor, reference: torch.Tensor, strength: float = 
         raise ValueError("the reference palette has no mass")
     r = (1 - FLOOR) * r / r.sum() + FLOOR / Q
     logp = torch.log_softmax(z.double().reshape(Q, -1), 0)  # (Q, N)
-    log_m = torch.logsumexp(logp, 1) - torch.log(torch.tensor(float(logp.shape[1]), dtype=torch.float64))
+    log_n = torch.log(torch.tensor(float(logp.shape[1]), dtype=torch.float64))
+    log_m = torch.logsumexp(logp, 1) - log_n  # the model's own palette
     log_target = strength * torch.log(r) + (1 - strength) * log_m
     log_target = log_target - torch.logsumexp(log_target, 0)
     u = torch.zeros(Q, dtype=torch.float64)
-    n = torch.log(torch.tensor(float(logp.shape[1]), dtype=torch.float64))
     for _ in range(iterations):
         shifted = torch.log_softmax(logp + u[:, None], 0)
-        u = (u + log_target - (torch.logsumexp(shifted, 1) - n)).clamp_(-MAX_OFFSET, MAX_OFFSET)
+        u = (u + log_target - (torch.logsumexp(shifted, 1) - log_n)).clamp_(-MAX_OFFSET, MAX_OFFSET)
     return u.to(z.dtype)
 
 
@@ -79,8 +81,6 @@ def palette_shift(raw: torch.Tensor, reference: torch.Tensor, temperature: float
     Raises:
         tinct.hints.HintError: the model's output is not a distribution over the reference's bins.
     """
-    from .points import HintError
-
     if raw.ndim != 3 or raw.shape[0] != reference.shape[0]:
         raise HintError(f"a reference palette needs a model with a distribution over the {reference.shape[0]} ab bins "
                         "(the default family) or a hint model; this one outputs something else")

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import color
 
@@ -131,18 +132,16 @@ def spread_rgb(rgb: np.ndarray, points: Sequence, sigma_xy: float = SPREAD_SIGMA
     return color.lab_to_rgb(np.concatenate([lab[..., :1], ab], -1).astype(np.float32))
 
 
-def spread_grid(L: torch.Tensor, ab_small: torch.Tensor, points: Sequence, shape: tuple[int, int]) -> torch.Tensor:
-    """The points of a model that takes no hints, as the colorizer applies them: the model's
-    low-resolution ab ``(2, h, w)`` of a photo whose full-resolution lightness is ``L``
-    ``(H, W)``, enlarged to the working grid ``shape`` (the grid the network saw) and
-    corrected there (:func:`spread_ab`, width :func:`sigma_for`) against the lightness on that grid. Returns
-    ``(2, *shape)``; the render enlarges it to the photo and recombines it with the full L.
+def spread_grid(L: torch.Tensor, ab_small: torch.Tensor, points: Sequence, photo: tuple[int, int]) -> torch.Tensor:
+    """The points of a model that takes no hints, as the colorizer applies them: ``L``
+    ``(h, w)`` the lightness on the working grid (the grid the network saw) of a photo of
+    ``photo`` = (H, W) pixels, ``ab_small`` ``(2, h', w')`` the model's low-resolution ab,
+    enlarged to the working grid and corrected there (:func:`spread_ab`, width
+    :func:`sigma_for`). Returns ``(2, h, w)``; the render enlarges it to the photo and
+    recombines it with the full L.
     """
-    import torch.nn.functional as F
-
-    down = shape[0] < L.shape[-2] or shape[1] < L.shape[-1]
-    L_w = F.interpolate(L[None, None].float(), size=shape, mode="bilinear", align_corners=False, antialias=down)[0, 0]
+    shape = tuple(L.shape)
     ab_w = F.interpolate(ab_small[None].float(), size=shape, mode="bilinear", align_corners=False)[0]
-    out = spread_ab(L_w.numpy(), ab_w.permute(1, 2, 0).numpy(), pixel_positions(points, *L.shape[-2:], grid=shape),
+    out = spread_ab(L.float().numpy(), ab_w.permute(1, 2, 0).numpy(), pixel_positions(points, *photo, grid=shape),
                     np.array([p.ab for p in points]), sigma_for(len(points)))
     return torch.from_numpy(out).permute(2, 0, 1)

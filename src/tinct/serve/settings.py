@@ -156,7 +156,7 @@ class ModelEntry:
         spec = self.colorizer.spec
         return {"name": self.name, "description": self.description, "size": self.colorizer.size,
                 "output": spec.tag, "hints": True, "hint_inputs": bool(spec.hints),
-                "reference": bool(spec.hints or spec.bins == "313"), "distribution": spec.is_bins}
+                "reference": self.colorizer.follows_reference, "distribution": spec.is_bins}
 
 
 def split_spec(text: str) -> tuple[str, str]:
