@@ -21,8 +21,6 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
-
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
@@ -143,8 +141,7 @@ def predict_stored(colorizer, photo: StoredPhoto, options: Options, guide: hints
     ``photo`` is composed from: the steps of :meth:`tinct.Colorizer.colorize` after decoding."""
     check_budget(colorizer, photo.width, photo.height, photo.mode, options.size, max_job_bytes)
     ab = colorizer.predict_ab_batched([photo.L], options.size, options.temperature, 8, [guide or None])[0]
-    if not bool(torch.isfinite(ab).all()):
-        raise ImageError(f"{photo.name}: the model's output is NaN or infinite (damaged or diverged weights?)")
+    colorizer.require_finite(ab, photo.name)
     return ab
 
 
