@@ -11,36 +11,30 @@ a grid, and the gain of the rule tinct.hints.spread.sigma_for (docs/GUIDE.md rec
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from tinct import Colorizer, color, hints, metrics
-from tinct.evaluate import load_truth, quantize
+from spread_sigmas import automatic_outputs
+from tinct import hints, metrics
+from tinct.evaluate import quantize
 from tinct.hints.spread import sigma_for
-from tinct.io import Photo, find_images
 
 COUNTS = (1, 2, 5, 10, 20, 50)
 SIGMA_XY = (0.12, 0.2, 0.3, 0.4, 0.5, 0.7)
 
 
 def main(folder: str, n: int = 40) -> None:
-    photos = find_images(Path(folder))
-    photos = photos[:: max(1, len(photos) // n)][:n]
-    col = Colorizer.load("default")
     gains = {(s, k): [] for s in (*SIGMA_XY, "rule") for k in COUNTS}
-    for path in photos:
-        truth = load_truth(path, 256)
-        pid = path.relative_to(folder).as_posix()
-        auto = np.asarray(col.colorize(Photo(color.grey(truth), None, pid, True)), dtype=np.float32) / 255.0
-        base = metrics.psnr(auto, truth)
+    done = 0
+    for truth, pid, auto, base in automatic_outputs(folder, n):
+        done += 1
         points = hints.truth_points(truth, max(COUNTS), pid)
         for k in COUNTS:
             for s in (*SIGMA_XY, "rule"):
                 sigma = sigma_for(k) if s == "rule" else s
                 out = quantize(hints.spread_rgb(auto, points[:k], sigma, hints.SPREAD_SIGMA_L))
                 gains[(s, k)].append(metrics.psnr(out, truth) - base)
-    print(f"{len(photos)} photos; mean PSNR gain (dB) over the automatic output; sigma_L {hints.SPREAD_SIGMA_L}")
+    print(f"{done} photos; mean PSNR gain (dB) over the automatic output; sigma_L {hints.SPREAD_SIGMA_L}")
     print("sigma_xy " + " ".join(f"{k:>6}" for k in COUNTS))
     for s in (*SIGMA_XY, "rule"):
         label = f"{s:8.2f}" if s != "rule" else "    rule"

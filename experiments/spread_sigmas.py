@@ -25,24 +25,31 @@ SIGMA_XY = (0.08, 0.12, 0.2, 0.3, 0.5)
 SIGMA_L = (8.0, 12.0, 16.0, 24.0, 32.0, float("inf"))
 
 
-def main(folder: str, n: int = 40) -> None:
+def automatic_outputs(folder: str, n: int = 40):
+    """(truth, photo id, the bundled default's automatic output, its PSNR) of ``n`` training
+    photos evenly spread over ``folder`` (256 x 256 centre crops); experiments/spread_per_count.py
+    uses the same photos."""
     photos = find_images(Path(folder))
-    photos = photos[:: max(1, len(photos) // n)][:n]
     col = Colorizer.load("default")
-    gains = {(s, l, k): [] for s in SIGMA_XY for l in SIGMA_L for k in COUNTS}
-    for path in photos:
+    for path in photos[:: max(1, len(photos) // n)][:n]:
         truth = load_truth(path, 256)
         pid = path.relative_to(folder).as_posix()
-        grey = Photo(color.grey(truth), None, pid, True)
-        auto = np.asarray(col.colorize(grey), dtype=np.float32) / 255.0
-        base = metrics.psnr(auto, truth)
+        auto = np.asarray(col.colorize(Photo(color.grey(truth), None, pid, True)), dtype=np.float32) / 255.0
+        yield truth, pid, auto, metrics.psnr(auto, truth)
+
+
+def main(folder: str, n: int = 40) -> None:
+    gains = {(s, l, k): [] for s in SIGMA_XY for l in SIGMA_L for k in COUNTS}
+    done = 0
+    for truth, pid, auto, base in automatic_outputs(folder, n):
+        done += 1
         points = hints.truth_points(truth, max(COUNTS), pid)
         for s in SIGMA_XY:
             for l in SIGMA_L:
                 for k in COUNTS:
                     out = quantize(hints.spread_rgb(auto, points[:k], s, l))
                     gains[(s, l, k)].append(metrics.psnr(out, truth) - base)
-    print(f"{len(photos)} photos; mean PSNR gain (dB) over the automatic output at {COUNTS} points")
+    print(f"{done} photos; mean PSNR gain (dB) over the automatic output at {COUNTS} points")
     print("sigma_xy sigma_L " + " ".join(f"{k:>6}" for k in COUNTS) + "   mean")
     for s in SIGMA_XY:
         for l in SIGMA_L:
