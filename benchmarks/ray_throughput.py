@@ -2,16 +2,20 @@
 
 Usage:
     python benchmarks/ray_throughput.py [--photos 200] [--side 1152x864] [--small 10000] [--cpus 2]
-                                        [--plain-src ../main/src] [--model default] [--keep DIR]
+                                        [--rounds 3] [--plain-src ../main/src] [--model default] [--keep DIR]
 
 Measures, each command in a fresh process (``python -m tinct colorize``), same photos, same CPUs:
   * plain: the single-machine command (``--workers 2`` I/O threads, the network on ``--cpus``
     threads), wall time and photos/s; with ``--plain-src`` also the same command from another
     source tree (e.g. main before this change), for "the single-machine path gets no slower";
-  * ray: ``--ray --ray-cpus N --workers N`` (N actors of 1 CPU each, each loading the model
-    once), wall time, the local instance's start-up (the command's "Ray started in" line),
-    photos/s with and without that start-up, the ratio to plain, and the driver's peak RSS
-    (the command's own process: VmHWM; Ray's raylet and workers are other processes);
+  * ray: ``--ray --ray-cpus N`` (a local instance of N CPUs, its default workers: one of N
+    CPUs, loading the model once; ``--ray-args`` adds options), wall time, the local instance's
+    start-up (the command's "Ray started in" line), photos/s with and without that start-up,
+    the ratio to plain, and the driver's peak RSS (the command's own process: VmHWM; Ray's
+    raylet and workers are other processes);
+  * ``--rounds``: plain and ray alternate that many times, plain first in even rounds and Ray
+    first in odd ones (the machine's speed drifts by several percent over minutes); each
+    round's ratio is printed, then their median and range;
   * small: ``--small`` tiny photos (64x64 by default) through ``--ray``, the driver's peak
     RSS at 1,000 photos and at all of them (does the driver grow with the photo count?).
 Photos are generated (gradients plus noise) into a temporary folder under /tmp.
@@ -26,6 +30,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +91,8 @@ def main() -> None:
     p.add_argument("--small-side", type=int, default=64, help="their side (default 64)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs for both: network threads / Ray CPUs and workers (2)")
     p.add_argument("--model", default="default", help="model (default: the bundled default)")
+    p.add_argument("--rounds", type=int, default=3, help="plain and ray runs, alternating (default 3)")
+    p.add_argument("--ray-args", default="", help="more options for the ray runs, e.g. '--workers 2'")
     p.add_argument("--plain-src", type=Path, default=None, help="also time the plain command from this src/ tree")
     p.add_argument("--limit-gb", type=float, default=8.0, help="RLIMIT_AS of the plain command (default 8)")
     p.add_argument("--keep", type=Path, default=None, help="make the photos here and keep them (default: a temp dir)")
@@ -97,32 +104,50 @@ def main() -> None:
     if not big.exists():
         make_photos(big, args.photos, w, h)
     common = ["--model", args.model, "--format", "png"]
-    ray = ["--ray", "--ray-cpus", str(args.cpus), "--workers", str(args.cpus)]
+    ray = ["--ray", "--ray-cpus", str(args.cpus), *args.ray_args.split()]
     n = args.photos
     print(f"{n} photos of {w}x{h} ({w * h / 1e6:.2f} MP), {args.cpus} CPUs, model {args.model}; "
           f"this machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start")
 
-    rows = []
-    if args.plain_src:
-        before = run_cli(["colorize", str(big), "-o", str(base / "out-before"), "-q", *common], args.cpus,
-                         args.plain_src.resolve(), args.limit_gb)
-        rows.append(("plain (--plain-src)", before))
-    plain = run_cli(["colorize", str(big), "-o", str(base / "out-plain"), "-q", *common], args.cpus, src, args.limit_gb)
-    rows.append(("plain (this tree)", plain))
-    on_ray = run_cli(["colorize", str(big), "-o", str(base / "out-ray"), *common, *ray], args.cpus, src, None)
-    rows.append(("ray", on_ray))
+    rows, ratios = [], []
+    for i in range(args.rounds):
+        for folder in base.glob("out-*"):
+            shutil.rmtree(folder)
+        runs = {}
+        # Even rounds run plain first, odd rounds Ray first (ABBA): a drift of the machine's
+        # speed over the minutes of a round then weighs on both alike.
+        for name in ("plain", "ray") if i % 2 == 0 else ("ray", "plain"):
+            if name == "plain":
+                runs[name] = run_cli(["colorize", str(big), "-o", str(base / "out-plain"), "-q", *common], args.cpus,
+                                     src, args.limit_gb)
+            else:
+                runs[name] = run_cli(["colorize", str(big), "-o", str(base / "out-ray"), *common, *ray], args.cpus,
+                                     src, None)
+        if args.plain_src:
+            before = run_cli(["colorize", str(big), "-o", str(base / "out-before"), "-q", *common], args.cpus,
+                             args.plain_src.resolve(), args.limit_gb)
+            rows.append((i, "plain (--plain-src)", before))
+        plain, on_ray = runs["plain"], runs["ray"]
+        rows += [(i, "plain (this tree)", plain), (i, "ray", on_ray)]
+        steady = n / (on_ray["wall"] - on_ray["startup"])
+        ratios.append((plain["wall"] / on_ray["wall"], steady / (n / plain["wall"]),
+                       before["wall"] / plain["wall"] if args.plain_src else float("nan")))
+        diff = max_difference(base / "out-plain", base / "out-ray")
 
-    print("\n| run | wall s | photos/s | driver peak RSS MB | Ray start-up s |\n|---|---|---|---|---|")
-    for name, r in rows:
+    print("\n| round | run | wall s | photos/s | driver peak RSS MB | Ray start-up s |\n|---|---|---|---|---|---|")
+    for i, name, r in rows:
         startup = f"{r['startup']:.1f}" if name == "ray" else "-"
-        print(f"| {name} | {r['wall']:.1f} | {n / r['wall']:.3f} | {r['rss_mb']:.0f} | {startup} |")
-    steady = n / (on_ray["wall"] - on_ray["startup"])
-    print(f"\nray / plain throughput: {plain['wall'] / on_ray['wall']:.1%} including the local instance's start-up, "
-          f"{steady / (n / plain['wall']):.1%} without it (target >= 85%)")
-    if args.plain_src:
-        print(f"plain this tree / plain --plain-src throughput: {before['wall'] / plain['wall']:.1%}")
-    diff = max_difference(base / "out-plain", base / "out-ray")
-    print(f"largest pixel difference ray vs plain: {diff} (8-bit steps)")
+        print(f"| {i + 1} | {name} | {r['wall']:.1f} | {n / r['wall']:.3f} | {r['rss_mb']:.0f} | {startup} |")
+    print("\n| round | ray / plain, with start-up | without start-up | plain this tree / --plain-src |\n|---|---|---|---|")
+    for i, (whole, steady, same) in enumerate(ratios):
+        print(f"| {i + 1} | {whole:.1%} | {steady:.1%} | {same:.1%} |")
+    for k, what in enumerate(["with the local instance's start-up", "without it", "plain this tree / --plain-src"]):
+        if k == 2 and not args.plain_src:
+            continue
+        got = sorted(r[k] for r in ratios)
+        print(f"{what}: median {statistics.median(got):.1%}, range {got[0]:.1%} - {got[-1]:.1%}"
+              + ("" if k == 2 else " (target >= 85%)"))
+    print(f"largest pixel difference ray vs plain (last round): {diff} (8-bit steps)")
 
     if args.small:
         small = base / "small"

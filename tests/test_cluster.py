@@ -141,13 +141,32 @@ def test_stale_temporaries_of_the_outputs_only_are_removed(tmp_path):
 
 def test_failures_csv_rows_and_worker_count():
     from tinct.cluster.driver import failures_table
-    from tinct.cluster.worker import default_workers
+    from tinct.cluster.worker import worker_size
 
     text = failures_table(["/a/b, c.jpg: empty file (0 bytes)", "odd line"]).decode()
     rows = list(csv.DictReader(text.splitlines()))
     assert rows == [{"input": "/a/b, c.jpg", "reason": "empty file (0 bytes)"}, {"input": "", "reason": "odd line"}]
-    assert default_workers({"CPU": 16.0}, 1, 0) == 16 and default_workers({"CPU": 16.0}, 3, 0) == 5
-    assert default_workers({"CPU": 16.0, "GPU": 2.0}, 1, 0.5) == 4 and default_workers({"CPU": 1.0}, 2, 0) == 1
+    one = [{"CPU": 16.0}]
+    assert worker_size(one, None, None, 0) == (1, 16.0)  # by default a worker per node, with all its CPUs
+    assert worker_size(one, None, 1, 0) == (16, 1) and worker_size(one, None, 3, 0) == (5, 3)
+    assert worker_size(one, 4, None, 0) == (4, 4.0) and worker_size(one, 32, None, 0) == (32, 1.0)
+    assert worker_size([{"CPU": 8.0}, {"CPU": 16.0}], None, None, 0) == (3, 8.0)  # the smallest node's size
+    assert worker_size([{"CPU": 16.0, "GPU": 2.0}], None, None, 0.5) == (4, 1.0)
+    assert worker_size([{"CPU": 1.0}], None, 2, 0) == (1, 2)
+
+
+def test_batches_cover_every_job_once_and_shrink_at_the_end():
+    from tinct.cluster.driver import chunked
+
+    jobs = list(range(203))
+    for workers in (1, 2, 5):
+        sizes = [len(c) for c in chunked(jobs, 16, workers)]
+        assert [j for c in chunked(jobs, 16, workers) for j in c] == jobs
+        assert max(sizes) == 16
+        if workers == 1:
+            assert sizes[:-1] == [16] * 12  # one worker: nobody to wait for at the end
+        else:
+            assert sizes[-2 * workers:] == [1] * (2 * workers) and sizes == sorted(sizes, reverse=True)
 
 
 # ----------------------------------------------------------------- on a local Ray instance
@@ -226,11 +245,11 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _ray_workers(pid: int) -> list[int]:
-    """The processes of the actors colorizing under the command ``pid`` (Ray names them MapWorker)."""
+    """The processes of the actors colorizing under the command ``pid`` (Ray names them ray::ColorizeBatch)."""
     found = []
     for kid in _descendants(pid):
         try:
-            if b"MapWorker(MapBatches(ColorizeBatch))" in Path(f"/proc/{kid}/cmdline").read_bytes():
+            if b"ray::ColorizeBatch" in Path(f"/proc/{kid}/cmdline").read_bytes():
                 found.append(kid)
         except OSError:
             continue
@@ -243,10 +262,10 @@ def test_worker_killed_mid_run_every_photo_done_once(tmp_path, tiny_checkpoint):
     pytest.importorskip("ray")
     src, out = tmp_path / "in", tmp_path / "out"
     bad = _photos(src, 20, w=900, h=700)  # big enough that a batch takes a few seconds
-    # 23 files, 2 workers, 12 a batch: one batch each. The workers are killed once 4 outputs
-    # exist, when no batch is complete, so the batches are retried, having written some of
-    # their photos already. Ray may start the second actor late (it did on a loaded CI
-    # machine): then the one running worker is killed, which is the same test of a retry.
+    # 23 files, 2 workers, at most 12 a batch (5, 4, 3 ... as they shrink), two batches given
+    # to each worker. The workers are killed once 4 outputs exist, when a batch at work has
+    # written some of its photos, so it is retried. Ray may start the second actor late (it did
+    # on a loaded CI machine): then the one running worker is killed, the same test of a retry.
     cmd = [sys.executable, "-m", "tinct", "colorize", str(src), "-r", "-o", str(out), "--model", str(tiny_checkpoint),
            "-q", "--backend", "torch", "--ray", "--ray-cpus", "2", "--workers", "2", "--ray-batch", "12"]
     proc = subprocess.Popen(cmd, env=_env(OMP_NUM_THREADS="1"), stderr=subprocess.PIPE, text=True)

@@ -72,9 +72,10 @@ def cmd_colorize(args) -> int:
 
 def cmd_colorize_ray(args) -> int:
     """``tinct colorize ... --ray [ADDRESS]``: the same jobs, run by Ray (tinct.cluster, docs/SCALE.md)."""
-    from .batch import PlanError
+    from .batch import PlanError, prepare_hints
     from .cluster import driver, storage
     from .cluster.worker import Settings
+    from .colorizer import BUNDLED
 
     driver.require_ray()
     started = driver.started_ns()
@@ -85,16 +86,21 @@ def cmd_colorize_ray(args) -> int:
         return _plan_error(e)
     if args.hints_dir and isinstance(plan.out_dir, storage.Ref):
         return _error("--hints-dir with --ray needs local folders (or file paths every worker can read), not URIs")
-    colorizer, hints = _colorizer_and_hints(args, plan)
-    if colorizer is None:
-        return EXIT_USAGE
-    del colorizer  # loaded to check the model and the hints here; each worker loads its own
+    if args.model in BUNDLED and not (args.hint or args.hints or args.reference):
+        # Nothing to check here: each worker loads the bundled model (a second load in the
+        # driver cost ~1.2 s of the 2 cores while Ray started, docs/SCALE.md).
+        hints = prepare_hints(None, plan, None, None, None, args.hints_dir, args.hint_size, _say)
+    else:  # a model file, or hints: load it here to check both before any worker starts
+        colorizer, hints = _colorizer_and_hints(args, plan)
+        if colorizer is None:
+            return EXIT_USAGE
+        del colorizer  # each worker loads its own
+    seconds = driver.connect(None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
     settings = Settings(model=driver.model_reference(args.model), backend=args.backend,
                         device="cuda" if args.worker_gpus else "cpu", size=args.size, saturation=args.saturation,
                         temperature=args.temperature, max_pixels=int(args.max_megapixels * 1e6),
                         max_memory=int(args.max_memory_gb * 1e9), batch_size=args.batch_size, hints=hints,
                         hints_dir=args.hints_dir, out_dir=str(plan.out_dir), started_ns=started)
-    seconds = driver.connect(None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
     if not args.quiet:
         _say(f"Ray {'started' if args.ray == 'local' else 'joined'} in {seconds:.1f} s")
     bar = _start_progress(plan, args.quiet)
@@ -343,8 +349,8 @@ def cmd_video(args) -> int:
 
 
 # --------------------------------------------------------------------- serve
-SERVE_LIMITS = ("max_job_mb", "header_timeout", "body_timeout", "max_connections", "allowed_hosts",
-                "vote_interval", "votes_per_hour")  # ServeSettings fields set by flags of the same name
+SERVE_FIELDS = ("max_job_mb", "header_timeout", "body_timeout", "max_connections", "allowed_hosts",
+                "vote_interval", "votes_per_hour", "damage_model")  # ServeSettings fields set by flags of the same name
 
 
 def cmd_serve(args) -> int:
@@ -356,11 +362,11 @@ def cmd_serve(args) -> int:
     except ImportError as e:
         return _error(f"the server needs its dependencies ({e.name}); pip install -e .")
     try:
-        limits = {k: getattr(args, k) for k in SERVE_LIMITS if getattr(args, k) is not None}
+        fields = {k: getattr(args, k) for k in SERVE_FIELDS if getattr(args, k) is not None}
         settings = serve.ServeSettings(models=args.models or ["default"], host=args.host, port=args.port, db=Path(args.db),
                                        study_data=args.study_data, max_upload_mb=args.max_upload_mb,
                                        max_megapixels=args.max_megapixels, workers=args.workers, queue=args.queue,
-                                       **limits)
+                                       **fields)
         models = serve.load_models(settings.models, device=args.device, precision=args.precision)
     except ValueError as e:
         return _error(str(e))

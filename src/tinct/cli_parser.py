@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_option(c)
     c.add_argument("--workers", type=_positive_int, default=None,
                    help="threads decoding and encoding beside the network (default 2); with --ray: Ray workers, each "
-                        "loading the model once (default: the cluster's CPUs / --worker-cpus, or GPUs / --worker-gpus)")
+                        "loading the model once (default: one per node, or the cluster's CPUs / --worker-cpus, or GPUs / --worker-gpus)")
     c.add_argument("--batch-size", type=_positive_int, default=4, help="photos of the same working shape per forward pass (default 4)")
     c.add_argument("--shard", metavar="i/n", default=None,
                    help="only the i-th of n equal shares of the inputs (sorted by path), for splitting a folder "
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray", nargs="?", const="local", default=None, type=_ray_address, metavar="ADDRESS",
                    help="run on Ray: alone, a local Ray instance on this machine; 'auto', HOST:PORT or "
                         "ray://HOST:10001 joins a running cluster. Put it after the inputs (or write --ray=ADDRESS)")
-    r.add_argument("--worker-cpus", type=_positive_float, default=1.0, metavar="N",
-                   help="CPUs each Ray worker reserves, and the threads its network uses (default 1)")
+    r.add_argument("--worker-cpus", type=_positive_float, default=None, metavar="N",
+                   help="CPUs each Ray worker reserves, and the threads its network uses (default: a node's CPUs, "
+                        "one worker per node; with --workers, the CPUs shared among them; 1 for GPU workers)")
     r.add_argument("--worker-gpus", type=_non_negative_float, default=0.0, metavar="N",
                    help="GPUs each Ray worker reserves, e.g. 1 or 0.5; > 0 runs the network on CUDA (default 0)")
     r.add_argument("--ray-cpus", type=_positive_int, default=None, metavar="N",
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between two votes of one study session, 429 sooner (default 1)")
     s.add_argument("--votes-per-hour", type=_positive_int, help="votes one study session may cast in any hour, "
                    "429 beyond (default 300)")
+    s.add_argument("--damage-model", default=None, metavar="MODEL",
+                   help="damage-mask model of the page's 'Restore first' (the restore field): bundled name, "
+                        "checkpoint or run folder, loaded when first asked for (default: default)")
 
     v = sub.add_parser("video", help="colorize a video without flicker, keeping frame rate and audio",
                        description="Colorize a video (any container/codec FFmpeg reads). Frame rate, resolution, "

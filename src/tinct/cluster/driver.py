@@ -1,13 +1,20 @@
 """The driver of a Ray run: start or join Ray, stream the jobs through an actor pool, gather.
 
 :func:`connect` starts a local Ray instance (no address) or joins a cluster (``auto``,
-``ray://host:10001``, ``host:6379``). :func:`run` turns the jobs into a Ray dataset of
-file references, blocks of ``task_photos`` rows, and maps it with
-:class:`tinct.cluster.worker.ColorizeBatch` over a fixed pool of actors (each reserving
-``worker_cpus`` CPUs and ``worker_gpus`` GPUs); results stream back as they finish, one
-``(src, error)`` row per photo, so the driver holds only the job list and a counter,
-never a photo. Ray restarts a worker that dies and retries its batch
+``ray://host:10001``, ``host:6379``). :func:`run` starts a pool of Ray actors
+(:class:`tinct.cluster.worker.ColorizeBatch`, each reserving ``worker_cpus`` CPUs and
+``worker_gpus`` GPUs and loading the model once) and hands each started actor batches of
+file references (at most ``task_photos``, smaller towards the end so the workers finish
+together), two at a time so a worker never waits for its next batch; results come back as
+each batch finishes, one ``(src, error)`` row per photo, so the driver holds only the job
+list and a counter, never a photo. Ray restarts a worker that dies and retries its batches
 (``MAX_TASK_RETRIES`` times; the worker makes a retry skip what was already written).
+
+Ray Core's actors rather than Ray Data's ``map_batches`` (which this module used first): the
+jobs are a list of file names already, so Ray Data's blocks, its streaming executor in the
+driver and the two actors of its own it starts on every run bought nothing here, and the
+driver now chooses which worker gets what: only started workers, smaller batches at the end
+(docs/SCALE.md has the figures of both).
 
 Ray is imported inside these functions only: :mod:`tinct.cluster` without Ray installed
 still imports, and ``--ray`` then says how to install it (:func:`require_ray`).
@@ -18,20 +25,19 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import EXIT_USAGE, TinctError
 from .storage import Ref, ref_of, remove_stale_temporaries, write_bytes
-from .worker import ColorizeBatch, Settings, default_workers
+from .worker import ColorizeBatch, Settings, worker_size
 
-INSTALL_HINT = "pip install 'tinct[ray]' (or pip install 'ray[data]')"
+INSTALL_HINT = "pip install 'tinct[ray]' (or pip install ray pyarrow fsspec)"
 LOCAL_OBJECT_STORE = 300_000_000  # bytes: only file references and result rows pass through it
-TASK_PHOTOS = 16  # photos per Ray task: the unit Ray schedules and retries
+TASK_PHOTOS = 16  # photos per Ray task at most: the unit Ray schedules and retries
+IN_FLIGHT = 2  # batches given to one worker at a time: the one it works on, the next one waiting
 MAX_TASK_RETRIES = 3  # a batch whose worker dies more often fails the run (a photo that kills its decoder)
 FAILURES_CSV = "failures.csv"
 
@@ -47,13 +53,13 @@ class RayRunError(TinctError):
 
 
 def require_ray() -> None:
-    """Raise :class:`RayMissing` (one line: how to install it) unless Ray Data imports."""
+    """Raise :class:`RayMissing` (one line: how to install it) unless Ray (and pyarrow) import."""
     try:
+        import pyarrow  # noqa: F401  (filesystem URIs: tinct.cluster.storage)
         import ray  # noqa: F401
-        import ray.data  # noqa: F401
     except ImportError as e:
         missing = f" ({e.name} is not installed)" if e.name else ""
-        raise RayMissing(f"--ray needs Ray Data{missing}: {INSTALL_HINT}") from None
+        raise RayMissing(f"--ray needs Ray{missing}: {INSTALL_HINT}") from None
 
 
 def connect(address: str | None = None, num_cpus: int | None = None,
@@ -92,7 +98,7 @@ class RunResult:
     cleaned: int = 0  # temporaries left by killed workers, removed at the end
 
 
-def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None = None, worker_cpus: float = 1.0,
+def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None = None, worker_cpus: float | None = None,
         worker_gpus: float = 0.0, task_photos: int = TASK_PHOTOS,
         on_result: Callable[[str, str | None], None] = lambda src, error: None) -> RunResult:
     """Colorize ``jobs`` on the Ray instance :func:`connect` joined; ``on_result(src, error_or_None)``
@@ -101,44 +107,74 @@ def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None 
     Raises:
         RayRunError: the job failed as a whole (its photos done so far stay done: a rerun resumes).
     """
-    import pyarrow as pa
     import ray
-    import ray.data
     from ray.exceptions import RayError
 
     result = RunResult()
     if not jobs:
         return result
-    result.workers = workers or default_workers(ray.cluster_resources(), worker_cpus, worker_gpus)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its start and end lines; errors still show
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the caller shows one bar, in photos
-    per_block = max(1, min(task_photos, math.ceil(len(jobs) / result.workers)))
-    blocks = [pa.table({"src_root": [s.root for s, _ in chunk], "src_path": [s.path for s, _ in chunk],
-                        "dst_root": [d.root for _, d in chunk], "dst_path": [d.path for _, d in chunk]})
-              for chunk in (jobs[i:i + per_block] for i in range(0, len(jobs), per_block))]
-    with warnings.catch_warnings():  # max_task_retries has no named parameter yet (Ray 2.60 warns)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ray.data.from_arrow(blocks).map_batches(
-            ColorizeBatch, fn_constructor_args=(settings,), batch_size=per_block, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=result.workers), num_cpus=worker_cpus,
-            num_gpus=worker_gpus or None, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
-    del blocks  # the object store holds them now
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    result.workers, worker_cpus = worker_size(nodes, workers, worker_cpus, worker_gpus)
+    actor = ray.remote(num_cpus=worker_cpus, num_gpus=worker_gpus, max_restarts=-1,
+                       max_task_retries=MAX_TASK_RETRIES)(ColorizeBatch)
+    pool = [actor.remote(settings) for _ in range(result.workers)]
+    starting = {a.ready.remote(): a for a in pool}  # a worker gets batches once its model is loaded
+    busy: dict = {}  # each started worker -> its batches in flight
+    running: dict = {}  # a batch's object ref -> its worker
+    chunks = chunked(jobs, task_photos, result.workers)
+    left = True
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for src, error in zip(batch["src"], batch["error"]):
-                if error:
-                    result.failures.append(str(error))
-                else:
-                    result.done += 1
-                on_result(str(src), str(error) or None)
+        while True:
+            for a in busy:  # each worker holds one batch at work and the next one queued behind it
+                while left and busy[a] < IN_FLIGHT:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        left = False
+                        break
+                    running[a.batch.remote(rows(chunk))] = a
+                    busy[a] += 1
+            if not running and not left:
+                break  # every photo answered; workers that never started (no room) are let go
+            done, _ = ray.wait([*running, *starting], num_returns=1)
+            for ref in done:
+                if ref in starting:
+                    ray.get(ref)  # a model that fails to load in a worker raises here
+                    busy[starting.pop(ref)] = 0
+                    continue
+                busy[running.pop(ref)] -= 1
+                out = ray.get(ref)
+                for src, error in zip(out["src"], out["error"]):
+                    if error:
+                        result.failures.append(str(error))
+                    else:
+                        result.done += 1
+                    on_result(str(src), str(error) or None)
     except RayError as e:
         text = str(e).strip().splitlines()
         raise RayRunError(f"the Ray job failed: {text[0] if text else type(e).__name__} "
                           "(photos done so far are kept; run again to resume)") from None
     finally:
+        for a in pool:
+            ray.kill(a, no_restart=True)
         result.cleaned = remove_stale_temporaries(dst for _, dst in jobs)
     return result
+
+
+def chunked(jobs: list, most: int, workers: int):
+    """The jobs in batches of at most ``most``; with several workers, shrinking towards the end
+    (a batch is a ``1 / (2 workers)`` share of what is left) so that they finish together: the
+    last batches are single photos, not one worker's whole batch while the others wait."""
+    i = 0
+    while i < len(jobs):
+        size = most if workers == 1 else max(1, min(most, (len(jobs) - i) // (2 * workers)))
+        yield jobs[i:i + size]
+        i += size
+
+
+def rows(chunk: list[tuple[Ref, Ref]]) -> dict[str, list[str]]:
+    """A batch as a worker takes it: four columns of strings (file references, no pixels)."""
+    return {"src_root": [s.root for s, _ in chunk], "src_path": [s.path for s, _ in chunk],
+            "dst_root": [d.root for _, d in chunk], "dst_path": [d.path for _, d in chunk]}
 
 
 def failures_table(lines: list[str]) -> bytes:

@@ -1,7 +1,7 @@
 """What runs inside a Ray worker: the model loaded once, then batches of file references.
 
-:class:`ColorizeBatch` is the callable class Ray Data's ``map_batches`` instantiates once
-per actor. Each call gets a batch of rows (``src_root``, ``src_path``, ``dst_root``,
+:class:`ColorizeBatch` is the Ray actor class :func:`tinct.cluster.driver.run` starts once
+per worker. Each :meth:`ColorizeBatch.batch` call gets a batch of rows (``src_root``, ``src_path``, ``dst_root``,
 ``dst_path``: :class:`tinct.cluster.storage.Ref` strings) and colorizes them with
 :func:`tinct.batch.colorize_files`, the code of the single-machine command, so decoding,
 batching, the network, encoding, the atomic writes and the one-line failure messages are
@@ -66,8 +66,12 @@ class ColorizeBatch:
         self.colorizer = Colorizer.load(settings.model, device=settings.device, backend=settings.backend)
         self.colorizer.memory_budget = settings.max_memory
 
-    def __call__(self, batch: dict) -> dict:
-        """``batch``: columns of equal length (numpy arrays of str). Returns ``src`` and ``error``."""
+    def ready(self) -> bool:
+        """Answers once the model is loaded: the driver gives batches to started workers only."""
+        return True
+
+    def batch(self, batch: dict) -> dict:
+        """``batch``: columns of equal length (lists or arrays of str). Returns ``src`` and ``error``."""
         jobs = [(Ref(sr, sp), Ref(dr, dp)) for sr, sp, dr, dp in
                 zip(batch["src_root"], batch["src_path"], batch["dst_root"], batch["dst_path"])]
         names, errors = [], []
@@ -148,10 +152,23 @@ def _named(message: str, src: Ref) -> str:
     return message if str(src) in message else f"{src}: {message}"
 
 
-def default_workers(resources: dict, worker_cpus: float, worker_gpus: float) -> int:
-    """How many workers fit the cluster: its GPUs over ``worker_gpus`` for GPU workers, else its
-    CPUs over ``worker_cpus`` (at least one)."""
-    if worker_gpus:
-        return max(1, int(resources.get("GPU", 0) // worker_gpus))
-    return max(1, int(resources.get("CPU", 1) // worker_cpus))
+def worker_size(nodes: list[dict], workers: int | None, worker_cpus: float | None,
+                worker_gpus: float) -> tuple[int, float]:
+    """How many workers to start, and the CPUs each reserves. ``nodes``: each alive node's
+    resources (``{"CPU": 16.0, "GPU": 2.0}``).
 
+    GPU workers: the GPUs over ``worker_gpus``, one CPU each unless ``worker_cpus`` says more.
+    CPU workers: by default one per node with all its CPUs (the smallest node's count): one
+    network on all of a node's cores keeps pace with the single-machine command, where one
+    worker per core lost ~10% to the shared caches (docs/SCALE.md). With ``workers`` given
+    and no ``worker_cpus``, the cluster's CPUs shared among them. At least one of each.
+    """
+    total = sum(n.get("CPU", 0.0) for n in nodes)
+    if worker_gpus:
+        cpus = worker_cpus or 1.0
+        fits = sum(int(n.get("GPU", 0.0) // worker_gpus) for n in nodes)
+    else:
+        cpus = worker_cpus or max(1.0, float(int(total // workers)) if workers else
+                                  min((n.get("CPU", 0.0) for n in nodes), default=1.0))
+        fits = sum(int(n.get("CPU", 0.0) // cpus) for n in nodes)
+    return workers or max(1, fits), cpus
