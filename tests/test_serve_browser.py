@@ -150,3 +150,40 @@ def test_api_docs_render_offline(server, page, artifacts):
     page.goto(server.url + "/docs")
     page.get_by_text("/api/colorize", exact=True).first.wait_for()
     page.screenshot(path=str(artifacts / "serve-docs.png"))
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "src/tinct/weights/restore-damage.safetensors").is_file(),
+                    reason="the bundled damage model is not in this checkout")
+def test_restore_first_shows_the_restored_photo_before_colouring(server, page, artifacts, tmp_path):
+    import numpy as np
+
+    from test_restore import scratched, smooth_grey
+
+    clean = smooth_grey(320, 224, seed=5)
+    damaged, mask = scratched(clean, 5)
+    photo = tmp_path / "old print.png"
+    Image.fromarray(damaged).save(photo)
+    read_before = """() => {
+        const c = document.getElementById('before');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const out = [];
+        for (let i = 0; i < d.length; i += 4) out.push(d[i + 1]);
+        return out; }"""
+    page.goto(server.url + "/")
+    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    if page.is_checked("#restore"):
+        page.uncheck("#restore")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("body[data-state=done]")
+    as_sent = np.array(page.evaluate(read_before), float).reshape(224, 320)
+    page.check("#restore")  # the photo goes again, restored; the slider's "before" side shows it
+    page.wait_for_selector("body[data-state=done]")
+    restored = np.array(page.evaluate(read_before), float).reshape(224, 320)
+    assert "restored" in page.get_attribute("#before", "aria-label")
+    error_sent, error_restored = np.abs(as_sent - clean)[mask].mean(), np.abs(restored - clean)[mask].mean()
+    assert error_restored < 0.4 * error_sent, (error_sent, error_restored)
+    page.fill("#split", "50")
+    page.dispatch_event("#split", "input")
+    page.screenshot(path=str(artifacts / "serve-restore.png"), full_page=True)
+    page.uncheck("#restore")
+    page.wait_for_selector("body[data-state=done]")
+    assert np.abs(np.array(page.evaluate(read_before), float).reshape(224, 320) - as_sent).max() <= 1

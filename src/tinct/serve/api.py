@@ -33,6 +33,7 @@ from ..io import ImageError, load_image, open_header
 from .guard import UploadTooLarge
 from .limits import MB, SIZE_RANGE, check_budget, out_of_memory, short_message
 from .photos import PHOTO_FIELD_DOC, StoredPhoto, stored_or_404
+from .restoring import parse_restore
 
 router = APIRouter()
 
@@ -48,6 +49,7 @@ class Options:
     saturation: float
     temperature: float | None
     guide: hints.Guide | None = None
+    restore: tuple[str, ...] | None = None  # steps to restore the photo with first (.restoring)
 
 
 def parse_hints(form, colorizer) -> hints.Guide | None:
@@ -90,7 +92,7 @@ def parse_options(form, models: dict, default_model: str) -> Options:
                    size=number_field(form, "size", int, SIZE_RANGE),
                    saturation=number_field(form, "saturation", float, SATURATION_RANGE, default=1.0),
                    temperature=number_field(form, "temperature", float, TEMPERATURE_RANGE),
-                   guide=parse_hints(form, models[model].colorizer))
+                   guide=parse_hints(form, models[model].colorizer), restore=parse_restore(form))
 
 
 def number_field(form, name: str, kind, bounds, default=None):
@@ -109,17 +111,23 @@ def number_field(form, name: str, kind, bounds, default=None):
 
 
 def decode_photo(colorizer, data: bytes, size: int | None, max_pixels: int, max_job_bytes: int,
-                 filename: str = "upload") -> StoredPhoto:
+                 filename: str = "upload", restorer=None) -> StoredPhoto:
     """Decode an upload (the pixel limit and the colorizer's memory budget checked from the
-    header first) down to what colorizing it needs: its full-resolution lightness and alpha.
+    header first) down to what colorizing it needs: its full-resolution lightness and alpha;
+    with ``restorer`` (a :class:`tinct.restore.Restorer`, its budget checked too), restored first.
     Raises ImageError / MemoryBudgetError (see :func:`answers`) or HTTPException 413."""
     seen = {"mode": "RGB"}
 
     def budget(w: int, h: int, mode: str) -> None:  # 413 from the header, before decoding
         seen["mode"] = mode
         check_budget(colorizer, w, h, mode, size, max_job_bytes)
+        if restorer is not None:
+            restorer.check_budget((h, w), mode=mode)
 
-    photo = colorizer.read_photo(load_image(data, max_pixels=max_pixels, name="upload", check=budget), size)
+    photo = load_image(data, max_pixels=max_pixels, name="upload", check=budget)
+    if restorer is not None:
+        photo = restorer.restore_photo(photo)
+    photo = colorizer.read_photo(photo, size)
     return StoredPhoto(colorizer.luminance(photo.pixels), photo.alpha, filename, seen["mode"])
 
 
@@ -175,10 +183,11 @@ class _Step:
 
 
 def render(colorizer, data: bytes | None, options: Options, max_pixels: int, max_job_bytes: int,
-           reference: bytes | None = None, photo: StoredPhoto | None = None) -> tuple[bytes, tuple[int, int]]:
-    """Worker job: decode ``data`` (or take the stored ``photo``), colorize, encode PNG. A
-    ``reference`` photo is decoded first, and only its palette kept (it replaces
-    ``options.guide``'s reference).
+           reference: bytes | None = None, photo: StoredPhoto | None = None,
+           restorer=None) -> tuple[bytes, tuple[int, int]]:
+    """Worker job: decode ``data`` (restored with ``restorer`` when given; or take the stored
+    ``photo``), colorize, encode PNG. A ``reference`` photo is decoded first, and only its
+    palette kept (it replaces ``options.guide``'s reference).
 
     Returns (png bytes, (width, height)). Raises HTTPException (:func:`answers`).
     """
@@ -189,7 +198,7 @@ def render(colorizer, data: bytes | None, options: Options, max_pixels: int, max
                                                                         max_pixels, max_job_bytes)))
             step.next()
         if photo is None:
-            photo = decode_photo(colorizer, data, options.size, max_pixels, max_job_bytes)
+            photo = decode_photo(colorizer, data, options.size, max_pixels, max_job_bytes, restorer=restorer)
         ab = predict_stored(colorizer, photo, options, guide, max_job_bytes)
         out = colorizer.render(photo.L, ab, options.saturation, photo.alpha)
         buf = io.BytesIO()
@@ -232,6 +241,10 @@ _COLORIZE_BODY = {
                            "default": 1.0, "description": "scale the predicted colour"},
             "temperature": {"type": "number", "minimum": TEMPERATURE_RANGE[0], "maximum": TEMPERATURE_RANGE[1],
                             "description": "annealed-mean temperature for distribution models"},
+            "restore": {"type": "string", "description": "restore the photo before colouring it, as tinct colorize "
+                                                         "--restore: 1 (scratches,grain) or steps such as "
+                                                         "scratches,grain,tone; empty: no (a stored photo keeps "
+                                                         "what it was uploaded with)"},
             "hints": {"type": "string", "maxLength": MAX_HINTS_BYTES,
                       "description": "colour hints: a hints file's JSON, as the web editor saves it "
                                      '(e.g. {"version": 1, "units": "relative", "points": [{"x": 0.5, "y": 0.2, '
@@ -256,7 +269,7 @@ async def colorize(request: Request) -> Response:
     """Colorize one photo (multipart form: ``image`` plus optional fields); returns a PNG of the same size."""
     state = request.app.state.tinct
     state.jobs.check()  # busy now: 503 before parsing (the body is already read: guard.BodyFirst)
-    async with request.form(max_files=3, max_fields=9) as form:
+    async with request.form(max_files=3, max_fields=10) as form:
         upload, ref = form.get("image"), form.get("reference")
         photo = stored_photo(form, upload, state.photos)
         if reference_is_text(ref):
@@ -274,11 +287,18 @@ async def colorize(request: Request) -> Response:
     with state.jobs.take() as ticket:  # only now, with the whole upload in hand, a place in the pool
         started = time.perf_counter()
         png, (w, h) = await state.jobs.run(ticket, render, state.models[options.model].colorizer, data, options,
-                                           state.settings.max_pixels, state.settings.max_job_bytes, reference, photo)
+                                           state.settings.max_pixels, state.settings.max_job_bytes, reference, photo,
+                                           restorer_for(state, options, photo))
     headers = {"Content-Disposition": f'inline; filename="{safe_stem(filename)}-colorized.png"',
                "X-Tinct-Model": options.model, "X-Tinct-Size": f"{w}x{h}",
                "X-Tinct-Seconds": f"{time.perf_counter() - started:.3f}", "Cache-Control": "no-store"}
     return Response(png, media_type="image/png", headers=headers)
+
+
+def restorer_for(state, options: Options, photo: StoredPhoto | None = None):
+    """The restorer of ``options.restore`` for a photo sent now; None when it asks for none, or
+    when the photo is a stored one (restored, or not, when it was uploaded)."""
+    return state.restorers.get(options.restore) if options.restore and photo is None else None
 
 
 def stored_photo(form, upload, store) -> StoredPhoto | None:

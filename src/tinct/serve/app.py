@@ -30,6 +30,7 @@ from .guard import BodyFirst, Shield, allowed_hosts
 from .jobs import Busy, JobPool
 from .limits import MB, short
 from .photos import PhotoStore
+from .restoring import Restorers
 from .settings import ModelEntry, ServeSettings, load_models
 from .study import StudySet, VoteLimits, VoteStore
 
@@ -48,6 +49,7 @@ class ServerState:
     study: StudySet
     photos: PhotoStore
     batches: BatchStore
+    restorers: Restorers
 
     @property
     def default_model(self) -> str:
@@ -69,7 +71,8 @@ def create_app(settings: ServeSettings, models: dict[str, ModelEntry] | None = N
                                                                 settings.trial_ttl, settings.max_open_trials)),
                         study=StudySet(settings.study_data, settings.cache_dir, settings.study_size),
                         photos=PhotoStore(int(settings.photo_store_mb * MB), ttl=settings.photo_ttl),
-                        batches=BatchStore(settings.cache_dir / "batches", ttl=settings.batch_ttl))
+                        batches=BatchStore(settings.cache_dir / "batches", ttl=settings.batch_ttl),
+                        restorers=Restorers(settings.damage_model, settings.max_job_bytes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -116,7 +119,7 @@ def _add_pages(app: FastAPI) -> None:
         """What this API offers: its endpoints, the docs and the OpenAPI document."""
         return {"name": "tinct", "version": __version__, "docs": "/docs", "openapi": "/openapi.json",
                 "endpoints": {"POST /api/colorize": "colorize one photo (multipart: image or photo, model, size, "
-                                                    "saturation, temperature, hints, reference)",
+                                                    "saturation, temperature, hints, reference, restore)",
                               "POST /api/batch": "several photos into one zip (then GET /api/batch/{id}, "
                                                  "GET /api/batch/{id}/zip)",
                               "POST /api/photos": "upload a photo once for editing; its id is the photo field of "

@@ -31,7 +31,8 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from .. import hints
-from .api import _COLORIZE_BODY, answers, decode_reference, parse_options, reference_is_text, render, require_hints, safe_stem
+from .api import (_COLORIZE_BODY, answers, decode_reference, parse_options, reference_is_text, render, require_hints,
+                  restorer_for, safe_stem)
 from .guard import UploadTooLarge
 
 log = logging.getLogger("tinct.serve")
@@ -115,8 +116,9 @@ def _names(filenames: list[str]) -> list[str]:
     return out
 
 
-def run_batch(store: BatchStore, job: BatchJob, colorizer, uploads: list[tuple[str, bytes]], options, settings) -> None:
-    """Worker job: colorize each upload into the zip, recording failures; never raises."""
+def run_batch(store: BatchStore, job: BatchJob, colorizer, uploads: list[tuple[str, bytes]], options, settings,
+              restorer=None) -> None:
+    """Worker job: colorize each upload (restored first with ``restorer``) into the zip, recording failures; never raises."""
     store.folder.mkdir(parents=True, exist_ok=True)
     final = store.folder / f"batch-{job.id}.zip"
     tmp = final.with_suffix(".zip.part")
@@ -126,7 +128,7 @@ def run_batch(store: BatchStore, job: BatchJob, colorizer, uploads: list[tuple[s
                 filename, data = uploads[i]
                 uploads[i] = (filename, b"")  # the upload's bytes go as soon as it is done
                 try:
-                    png, _ = render(colorizer, data, options, settings.max_pixels, settings.max_job_bytes)
+                    png, _ = render(colorizer, data, options, settings.max_pixels, settings.max_job_bytes, restorer=restorer)
                     zf.writestr(name, png)
                 except HTTPException as e:
                     job.failed.append({"name": filename, "error": str(e.detail).removeprefix("upload: ")})
@@ -165,7 +167,7 @@ async def start_batch(request: Request) -> dict:
     state = request.app.state.tinct
     limit = state.settings.max_batch_files
     state.jobs.check()
-    async with request.form(max_files=limit + 1, max_fields=8) as form:
+    async with request.form(max_files=limit + 1, max_fields=9) as form:
         files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
         if not files:
             raise HTTPException(422, "images: no photos; send each as a multipart field 'images'")
@@ -189,9 +191,10 @@ async def start_batch(request: Request) -> dict:
         with state.jobs.take() as ticket:
             ref = await state.jobs.run(ticket, palette)
         options = dataclasses.replace(options, guide=hints.Guide().merged(options.guide).merged(hints.Guide(reference=ref)))
+    restorer = restorer_for(state, options)
     with state.jobs.take() as ticket:
         job = state.batches.new(len(uploads), options.model)
-        state.jobs.submit(ticket, run_batch, state.batches, job, colorizer, uploads, options, s)
+        state.jobs.submit(ticket, run_batch, state.batches, job, colorizer, uploads, options, s, restorer)
     return {"batch": job.id, "total": job.total, "status": f"/api/batch/{job.id}", "zip": f"/api/batch/{job.id}/zip"}
 
 

@@ -1,6 +1,7 @@
 """The hint editor's API: a photo uploaded once, then edits that send only hints.
 
     POST /api/photos                  upload a photo once -> {"photo": id, "width", "height"}
+                                      (``restore``: restored first, .restoring)
     GET  /api/photos/{id}/lightness   its full-resolution lightness (uint16, L x 655.35)
     POST /api/ab                      the low-resolution ab a colorization is composed from
     POST /api/suggest                 the model's likeliest colours at a point (swatches)
@@ -24,7 +25,7 @@ from starlette.datastructures import UploadFile
 
 from .. import hints, likely
 from .api import (MAX_HINTS_BYTES, Options, answers, decode_photo, decode_reference, number_field,
-                  parse_options, predict_stored, reference_is_text, require_hints, stored_photo)
+                  parse_options, predict_stored, reference_is_text, require_hints, restorer_for, stored_photo)
 from .guard import UploadTooLarge
 from .photos import PHOTO_FIELD_DOC, StoredPhoto, stored_or_404
 
@@ -39,6 +40,7 @@ _FIELDS = {
     "temperature": {"type": "number", "description": "annealed-mean temperature, as on /api/colorize"},
     "hints": {"type": "string", "maxLength": MAX_HINTS_BYTES, "description": "a hints file's JSON, as on /api/colorize"},
     "reference": {"type": "string", "format": "binary", "description": "a reference photo, as on /api/colorize"},
+    "restore": {"type": "string", "description": "restore the photo first, as on /api/colorize (e.g. 1, or scratches,grain)"},
 }
 
 
@@ -58,7 +60,7 @@ async def _read_upload(form, name: str, limit: int) -> bytes:
     return data
 
 
-@router.post("/api/photos", tags=["editor"], status_code=201, openapi_extra=_body("image", "model", required=("image",)),
+@router.post("/api/photos", tags=["editor"], status_code=201, openapi_extra=_body("image", "model", "restore", required=("image",)),
              responses={201: {"description": '{"photo": id, "width": w, "height": h, "name": file name}'},
                         413: {"description": "too large (bytes, pixels, memory, or the photo store)"},
                         415: {"description": "not an image"}, 422: {"description": "damaged image"}})
@@ -69,15 +71,17 @@ async def add_photo(request: Request) -> JSONResponse:
     used dropped first when the store is full); then the id answers 404 and the photo is sent again."""
     state = request.app.state.tinct
     state.jobs.check()
-    async with request.form(max_files=1, max_fields=2) as form:
+    async with request.form(max_files=1, max_fields=3) as form:
         data = await _read_upload(form, "image", state.settings.max_upload_bytes)
         filename = form["image"].filename or "photo"
         options = parse_options(form, state.models, state.default_model)
     colorizer = state.models[options.model].colorizer
+    restorer = restorer_for(state, options)
 
     def job() -> StoredPhoto:
         with answers(state.settings.max_pixels, data):
-            return decode_photo(colorizer, data, None, state.settings.max_pixels, state.settings.max_job_bytes, filename)
+            return decode_photo(colorizer, data, None, state.settings.max_pixels, state.settings.max_job_bytes, filename,
+                                restorer)
 
     with state.jobs.take() as ticket:
         photo = await state.jobs.run(ticket, job)
@@ -126,7 +130,8 @@ def _prepared(state, colorizer, options: Options, photo, data, reference, name):
         guide = guide.merged(hints.Guide(reference=decode_reference(colorizer, reference, options.size,
                                                                     s.max_pixels, s.max_job_bytes)))
     if photo is None:
-        photo = decode_photo(colorizer, data, options.size, s.max_pixels, s.max_job_bytes, name)
+        photo = decode_photo(colorizer, data, options.size, s.max_pixels, s.max_job_bytes, name,
+                             restorer_for(state, options))
     return photo, guide
 
 

@@ -52,6 +52,8 @@ class ServeSettings:
         max_batch_files: photos one ``POST /api/batch`` may send (their bytes together within
             ``max_upload_mb``).
         batch_ttl: seconds a finished batch's zip is kept.
+        damage_model: the damage-mask model of the ``restore`` field ("Restore first"): a
+            bundled name, checkpoint or run folder, loaded when first asked for.
     """
 
     models: list[str] = field(default_factory=lambda: ["default"])
@@ -79,6 +81,7 @@ class ServeSettings:
     photo_ttl: float = 1800.0
     max_batch_files: int = 100
     batch_ttl: float = 900.0
+    damage_model: str = "default"
 
     def __post_init__(self):
         self.db = Path(self.db)

@@ -1,13 +1,14 @@
 // The colorize page: pick or drop a photo; it is uploaded once (POST /api/photos) and its
 // lightness fetched once; each render asks only for the model's low-resolution colours
 // (POST /api/ab, with the editor's hints) and composes the result here (lab.js), so an edit
-// sends no image and the saturation slider sends nothing at all. Renders are debounced, one
+// sends no image and the saturation slider sends nothing at all. "Restore first" sends the
+// photo again with restore=1: the server keeps the restored lightness, shown as "before". Renders are debounced, one
 // request in flight, the latest state sent when it ends.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = { file: null, photo: null, light: null, width: 0, height: 0, ab: null, grid: null, models: {},
-                maxBytes: 25 * 1024 * 1024, timer: null, busy: false, again: false, frame: 0, rendered: 0 };
+                maxBytes: 25 * 1024 * 1024, timer: null, busy: false, again: false, frame: 0, rendered: 0, sending: 0 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function setStatus(text, kind = "") {
@@ -87,25 +88,30 @@ async function choose(file) {
 }
 
 async function upload(file) {  // -> true once the photo is on the server and its lightness here
+  const token = ++state.sending;  // a later upload (another photo, "Restore first" toggled) wins
+  const stale = () => file !== state.file || token !== state.sending;
   document.body.dataset.state = "busy";
-  setStatus(`Sending ${file.name}…`, "busy");
+  setStatus(`Sending ${file.name}${$("restore").checked ? " to restore" : ""}…`, "busy");
   progress(0);
   try {
-    const sent = await request("POST", "/api/photos", form({ image: file, model: $("model").value }), "json",
-                               (f) => progress(0.8 * f));
-    if (file !== state.file) return false;
+    const restore = $("restore").checked;
+    const sent = await request("POST", "/api/photos", form({ image: file, model: $("model").value, restore: restore ? "1" : "" }),
+                               "json", (f) => progress(0.8 * f));
+    if (stale()) return false;
     const { photo, width, height } = sent.response;
     setStatus(`Reading ${file.name}…`, "busy");
     const got = await request("GET", `/api/photos/${encodeURIComponent(photo)}/lightness`, null, "arraybuffer",
                               (f) => progress(0.8 + 0.2 * f));
-    if (file !== state.file) return false;
+    if (stale()) return false;
     const fresh = state.width !== width || state.height !== height || !state.light;
     Object.assign(state, { photo, width, height, light: new Uint16Array(got.response) });
     if (fresh || !state.ab) {
       for (const c of [$("before"), $("after")]) { c.width = width; c.height = height; }
-      paint($("before"), null);
       HintEditor.setPhoto(file.name, width, height);
     }
+    paint($("before"), null);  // the photo's lightness as the server keeps it: restored or not
+    $("before").setAttribute("aria-label", restore ? "your photo, restored (its lightness, what the model sees)"
+                                                   : "your photo (its lightness, what the model sees)");
     const first = $("workspace").hidden;
     $("workspace").hidden = false;
     $("drop").classList.add("compact");
@@ -113,7 +119,7 @@ async function upload(file) {  // -> true once the photo is on the server and it
     if (first) $("workspace").scrollIntoView({ block: "start" });
     return true;
   } catch (err) {
-    fail(`Could not read ${file.name}: ${err.message}`);
+    if (!stale()) fail(`Could not read ${file.name}: ${err.message}`);
     return false;
   }
 }
@@ -246,6 +252,9 @@ function init() {
     state.frame = requestAnimationFrame(() => { state.frame = 0; paint($("after"), state.ab); });
   });
   $("model").addEventListener("change", () => { modelChanged(); render(); });
+  $("restore").addEventListener("change", async () => {  // the photo goes again, to be restored (or not) once
+    if (state.file && (await upload(state.file))) render();
+  });
   $("split").addEventListener("input", () => setSplit($("split").value));
   $("download").addEventListener("click", download);
   window.addEventListener("resize", fit);

@@ -24,7 +24,7 @@
     }
     el("batch-download").hidden = true;
     document.body.dataset.batch = "busy";
-    const f = form({ model: el("model").value, saturation: el("saturation").value });
+    const f = form({ model: el("model").value, saturation: el("saturation").value, restore: el("restore").checked ? "1" : "" });
     for (const file of files) f.append("images", file, file.name);
     try {
       show(`Sending ${files.length} photos…`, "busy", 0);
