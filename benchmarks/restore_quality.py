@@ -3,7 +3,7 @@ of docs/RESTORE.md, in one run.
 
 Usage:
     python benchmarks/restore_quality.py --data VAL_PHOTOS [--model DAMAGE_MODEL] [--limit 60]
-        [--parts mask,gain,undamaged,colorize,speed] [--json OUT.json]
+        [--parts mask,gain,undamaged,colorize,speed,memory] [--json OUT.json]
     python benchmarks/restore_quality.py --data VAL_PHOTOS --gallery docs/images     # the gallery sheets
     python benchmarks/restore_quality.py --data TRAIN_PHOTOS --tune      # how the constants were chosen
 
@@ -21,7 +21,11 @@ Each photo is greyed as the colorizer greys it (``tinct.restore.grey_of``) and d
   * ``colorize`` (``--parts``): the bundled colorizer on the damaged (``damage`` + ``grain``) grey, with and
     without restoring first, PSNR (RGB) against the clean colour photo;
   * ``speed``: seconds to restore a 1 MP photo (median of 3, per step too). Timings on a
-    loaded machine are unreliable: the report says how loaded it was (load average).
+    loaded machine are unreliable: the report says how loaded it was (load average);
+  * ``memory``: peak RSS (``VmHWM``) and seconds of ``tinct colorize``, ``tinct colorize
+    --restore`` and ``tinct restore`` on a generated 24 MP grey JPEG (6000x4000), each in a
+    fresh process under ``RLIMIT_AS`` of 8 GB, per backend (``--backends``); the issue's
+    bound: ``colorize --restore`` within ``colorize``'s peak.
 """
 
 from __future__ import annotations
@@ -143,6 +147,47 @@ def speed(restorer: Restorer, data) -> dict:
     return out
 
 
+CHILD = ("import sys\nfrom tinct.cli import main\nrc = main(sys.argv[1:])\n"
+         "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+         "print('PEAK_RSS_KB', hwm[0], file=sys.stderr)\nsys.exit(rc)\n")
+
+
+def memory(backends: list[str], limit_gb: float = 8.0) -> dict:
+    """Peak RSS of the three commands on a 24 MP photo, fresh processes (see the module's doc)."""
+    import re
+    import resource
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="tinct-restore-mem-"))
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:4000, 0:6000].astype(np.float32)
+    grey = 128 + 60 * np.sin(x / 300) * np.cos(y / 250) + rng.normal(0, 6, (4000, 6000))
+    big = folder / "p24.jpg"
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(big, quality=92)
+    del y, x, grey
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit_gb * 1e9),) * 2)
+
+    out = {"photo": "6000x4000 grey JPEG", "load_average": os.getloadavg()[0]}
+    for backend in backends:
+        for name, args in (("colorize", ["colorize", str(big)]), ("colorize --restore", ["colorize", str(big), "--restore"]),
+                           ("restore", ["restore", str(big)])):
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", CHILD, *args, "-o", str(folder / "out.png"), "-q", "--overwrite",
+                                   "--backend", backend], capture_output=True, text=True, preexec_fn=limit)
+            seconds = time.perf_counter() - t0
+            peak = re.search(r"PEAK_RSS_KB (\d+)", proc.stderr)
+            if proc.returncode != 0 or not peak:
+                raise SystemExit(f"tinct {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+            out[f"{name}, {backend}"] = {"peak_mb": int(peak.group(1)) / 1024, "seconds": seconds}
+    for f in folder.iterdir():
+        f.unlink()
+    folder.rmdir()
+    return out
+
+
 def tune(data, seed: int) -> dict:
     """The grain strength and the tone trigger, on (training) photos: the constants of tinct.restore.steps."""
     out = {"grain": {}, "tone": {}}
@@ -207,7 +252,9 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=60, help="photos, evenly spread over the folder (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parts", default="mask,gain,undamaged", help="comma-separated: mask, gain, undamaged, colorize "
-                   "(the colorizer with and without restoring), speed (a 1 MP restoration); default mask,gain,undamaged")
+                   "(the colorizer with and without restoring), speed (a 1 MP restoration), memory (24 MP peak RSS); "
+                   "default mask,gain,undamaged")
+    p.add_argument("--backends", default="onnx,torch", help="backends of the memory part (default onnx,torch)")
     p.add_argument("--tune", action="store_true", help="only sweep the grain strength and read the tone ranges")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--gallery", default=None, metavar="DIR", help="only write the gallery sheets (docs/images) for --picks")
@@ -240,6 +287,8 @@ def main(argv=None) -> int:
             result["colorize"] = colorize_gain(default, data, args.seed)
         if "speed" in parts:
             result["speed_1mp"] = speed(default, data)
+        if "memory" in parts:
+            result["memory_24mp"] = memory(args.backends.split(","))
     text = json.dumps(result, indent=2, default=float)
     print(text)
     if args.json:

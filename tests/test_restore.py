@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from tinct import checkpoint, degrade
 from tinct.checkpoint import CheckpointError
@@ -249,3 +249,32 @@ def test_bundled_model_finds_and_removes_drawn_scratches():
         flagged.append(r.damage_mask(grey).mean())
     assert tp / pp > 0.7 and tp / ap > 0.7, (tp / pp, tp / ap)
     assert min(gains) > 4 and max(flagged) < 0.005
+
+
+def test_a_torn_corner_outlined_by_damage_is_filled_and_a_white_sky_is_not():
+    rng = np.random.default_rng(0)
+    grey = smooth_grey(200, 150, seed=2)
+    torn, truth = degrade.torn_corner(grey, rng, 1.0, size=(0.2, 0.2))
+    edge = truth & ~np.asarray(Image.fromarray(truth.astype(np.uint8)).filter(ImageFilter.MinFilter(5)), bool)
+    found = ops.fill_torn_corners(torn, edge.copy())  # the network marks the tear's edge only
+    assert found[truth].mean() > 0.98 and (found & ~truth).sum() <= edge.sum()
+    sky = grey.copy()
+    sky[:40, :60] = 250  # a flat white corner that no damage outlines
+    assert not ops.fill_torn_corners(sky, np.zeros(sky.shape, bool)).any()
+    strip, outline = grey.copy(), np.zeros(grey.shape, bool)
+    strip[:10, :120] = 250  # a flat band along the top, outlined by damage, but past a corner's reach
+    outline[10, :121] = outline[:11, 120] = True
+    assert not ops.fill_torn_corners(strip, outline.copy())[:10, :120].any()
+
+
+def test_a_restorer_keeps_no_memory_between_photos():
+    from tinct import budget
+    from tinct.backends import onnx_available
+
+    # glibc here: big blocks served by mmap from 2 MB on, so freeing gives them back (docs/RESTORE.md)
+    import platform
+
+    assert budget.return_freed_memory_at_once() is (platform.libc_ver()[0] == "glibc")
+    if onnx_available() and (Path(__file__).parents[1] / "src/tinct/weights/restore-damage.safetensors").is_file():
+        r = Restorer.load("default", "scratches", backend="onnx")
+        assert r.net.session.get_session_options().enable_cpu_mem_arena is False  # no arena kept after a run

@@ -149,7 +149,7 @@ class Restorer:
         runner = None
         if backend == "onnx" or (backend == "auto" and onnx_available()):
             try:
-                runner = OnnxBackend(cached_onnx(path, net, meta))
+                runner = OnnxBackend(cached_onnx(path, net, meta), arena=False)  # 730 -> 648 MB at 24 MP
             except BackendError:
                 if backend == "onnx":
                     raise
@@ -198,11 +198,12 @@ class Restorer:
 
     def damage_mask(self, grey: np.ndarray) -> np.ndarray:
         """bool ``(H, W)``: the pixels the damage model finds damaged (probability >= threshold),
-        thresholded tile by tile (no full-size probability map: a quarter of its memory)."""
+        thresholded tile by tile (no full-size probability map: a quarter of its memory), and
+        torn-off corners filled in whole (:func:`tinct.restore.steps.fill_torn_corners`)."""
         mask = np.empty(grey.shape, bool)
         for (rows, cols, keep_r, keep_c), prob in self._tile_probabilities(grey):
             mask[rows, cols][keep_r, keep_c] = prob[keep_r, keep_c] >= self.threshold
-        return mask
+        return ops.fill_torn_corners(grey, mask)
 
     def damage_probability(self, grey: np.ndarray) -> np.ndarray:
         """float32 ``(H, W)`` in [0, 1]: each pixel's probability of being damage."""

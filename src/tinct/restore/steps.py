@@ -19,6 +19,14 @@ INPAINT_RADIUS = 3  # pixels around each masked pixel that OpenCV's inpainting r
 # The damage mask may be grown by this many pixels before inpainting; on 24 training photos
 # growing by 1 took the scratches-and-dust gain from 7.5 to 5.7 dB and harmed clean photos more.
 MASK_GROW = 0
+# Torn corners (fill_torn_corners): the flat paper region at a corner, grey within
+# CORNER_TOLERANCE of the corner pixel, between CORNER_AREA of the photo and within
+# CORNER_REACH of the short side from the corner, whose border is CORNER_EDGE or more
+# marked as damage.
+CORNER_TOLERANCE = 6
+CORNER_AREA = (0.002, 0.15)
+CORNER_EDGE = 0.5
+CORNER_REACH = 0.45  # of the short side: the synthetic tears reach 0.25 (+ their jagged edge)
 # Grain: the noise level is the 1st percentile of the 8 x 8 blocks' standard deviation
 # (after a plane fit, blocks of mean grey 40-215 only): flat regions of a clean photo
 # read ~1 grey level there, grainy ones ~0.8 x the grain's level. Below GRAIN_MIN the
@@ -77,6 +85,40 @@ def inpaint(grey: np.ndarray, mask: np.ndarray, radius: int = INPAINT_RADIUS, gr
         return cv2.inpaint(window, mw, radius, cv2.INPAINT_TELEA) if mw.any() else None
 
     return tiled(grey, 8 * radius, fill)
+
+
+def fill_torn_corners(grey: np.ndarray, mask: np.ndarray, tolerance: int = CORNER_TOLERANCE,
+                      area: tuple[float, float] = CORNER_AREA, edge: float = CORNER_EDGE) -> np.ndarray:
+    """``mask`` with each torn-off corner filled in whole (``mask`` itself, changed in place).
+
+    The damage network marks a torn corner along its jagged edge, not inside: the bare paper
+    there is flat, which inside a photo is nothing unusual. A corner is taken as torn when the
+    flat region around its corner pixel (grey within ``tolerance`` of that pixel, 4-connected,
+    ``cv2.floodFill``) covers an ``area`` fraction of the photo (between the two), stays within
+    ``CORNER_REACH`` of the short side from the corner, and at least ``edge`` of its border
+    inside the photo lies on or beside (2 pixels) the marked pixels: a white sky in a corner
+    is not outlined by damage, a tear is. Only a window at each corner is read.
+    """
+    cv2 = _cv2()
+    h, w = grey.shape
+    n = max(2, min(h, w, int(CORNER_REACH * min(h, w)) + 2))
+    for flip_r, flip_c in ((False, False), (False, True), (True, False), (True, True)):
+        rows = slice(h - n, h) if flip_r else slice(0, n)
+        cols = slice(w - n, w) if flip_c else slice(0, n)
+        window = np.ascontiguousarray(grey[rows, cols])
+        seed = (n - 1 if flip_c else 0, n - 1 if flip_r else 0)  # (x, y) of the photo's corner pixel
+        region = np.zeros((n + 2, n + 2), np.uint8)
+        flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+        cv2.floodFill(window, region, seed, 0, tolerance, tolerance, flags)
+        inside = region[1:-1, 1:-1].astype(bool)
+        far_r, far_c = (0 if flip_r else -1), (0 if flip_c else -1)  # the window's sides inside the photo
+        if not area[0] <= inside.sum() / (h * w) <= area[1] or inside[far_r, :].any() or inside[:, far_c].any():
+            continue
+        border = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inside
+        near = cv2.dilate(mask[rows, cols].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if border.any() and near[border].mean() >= edge:
+            mask[rows, cols] |= inside
+    return mask
 
 
 # ----------------------------------------------------------------- grain
