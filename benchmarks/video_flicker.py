@@ -59,9 +59,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="working size (default: the model's)")
     ap.add_argument("--smoothing", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.8, 0.9])
     ap.add_argument("--frames", type=int, default=None, help="only the first K frames")
+    ap.add_argument("--scales", type=float, nargs="+", default=None,
+                    help="working-size multipliers averaged per frame (default: the model's; the default model's "
+                         "are 0.8 1.4)")
+    ap.add_argument("--flip", choices=["model", "on", "off"], default="model",
+                    help="average each pass with its mirror image (default: as the model says; the default model: on)")
     args = ap.parse_args()
     clip = Path(args.clip) if args.clip else bikes_path()
     col = Colorizer.load(args.model)
+    col.scales = tuple(args.scales) if args.scales else col.scales
+    col.flip = col.flip if args.flip == "model" else args.flip == "on"
     strengths = [0.0] + sorted(set(args.smoothing) - {0.0})
     frames = FrameColorizer(col, args.size, smoothing=0.0)
     smoothers = {s: TemporalSmoother(s) for s in strengths}
@@ -91,7 +98,7 @@ def main() -> None:
 
     base = stats[0.0]
     print(f"{clip.name}: {n} frames {rgb.shape[1]}x{rgb.shape[0]}, model {args.model} (working size "
-          f"{args.size or col.size}), {torch.get_num_threads()} torch threads; {shot_changes} shot changes "
+          f"{args.size or col.size}, scales {col.scales}, flip {col.flip}), {torch.get_num_threads()} torch threads; {shot_changes} shot changes "
           f"skipped by the metric, {smoothers[strengths[-1]].shot_changes} detected by the smoother")
     print("| variant | flicker (ab, Lab units) | vs per-frame | PSNR (dB) | vs per-frame | CF | smoothing ms/frame |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -82,6 +82,24 @@ def test_video_keeps_rate_size_and_audio(tmp_path, tiny_checkpoint, capsys, src_
     assert max(float(np.abs(ab).mean()) for ab in colours) > 1  # colorized, not grey
 
 
+def test_fewer_passes_a_frame_is_the_same_video_as_that_colorizer_gives(tmp_path):
+    from tinct import Colorizer
+    from tinct.video import FrameColorizer
+
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    write_clip(src, shapes_frames(4), audio=None, pix_fmt="yuv444p")
+    assert main(["video", str(src), "-o", str(dst), "-q", "--scales", "0.8", "--flip", "off", "--smoothing", "0"]) == 0
+    col = Colorizer.load("default")  # the bundled model: its scales and flip change its output (random weights' barely)
+    own = FrameColorizer(col, smoothing=0.0)
+    col_one = Colorizer.load("default")
+    col_one.scales, col_one.flip = (0.8,), False
+    one = FrameColorizer(col_one, smoothing=0.0)
+    for got, rgb in zip(read_frames(dst), read_frames(src)):
+        to_one = np.abs(got.astype(int) - one(rgb).astype(int)).mean()
+        to_own = np.abs(got.astype(int) - own(rgb).astype(int)).mean()
+        assert to_one < 5 and to_own > 3 * to_one, (to_one, to_own)  # one pass (H.264 loses ~3), not the model's four (~15 away)
+
+
 def test_video_odd_size_without_audio(tmp_path, tiny_checkpoint):
     src, dst = tmp_path / "odd.mp4", tmp_path / "odd_out.mp4"
     write_clip(src, [f[:45, :63] for f in shapes_frames(6)], audio=None, pix_fmt="yuv444p")

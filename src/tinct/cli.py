@@ -341,6 +341,10 @@ def cmd_video(args) -> int:
         return _error(str(e))
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load model: {e}")
+    if args.scales:  # the network's passes a frame: fewer, faster (docs/VIDEO.md, "Speed")
+        colorizer.scales = tuple(args.scales)
+    if args.flip:
+        colorizer.flip = args.flip == "on"
     smoothing = DEFAULT_SMOOTHING if args.smoothing is None else args.smoothing
     try:
         summary = colorize_video(args.input, args.output, colorizer, size=args.size, smoothing=smoothing, quiet=args.quiet)

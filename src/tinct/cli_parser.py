@@ -234,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--smoothing", type=_smoothing, default=None, metavar="S",
                    help="weight of the previous frames' colour, 0 (each frame alone) to below 1 (steadier); "
                         "default: the value tuned in docs/VIDEO.md")
+    v.add_argument("--scales", type=_positive_float, nargs="+", default=None, metavar="S",
+                   help="working-size multipliers whose outputs are averaged per frame (default: the model's; the "
+                        "default model's are 0.8 1.4). --scales 0.8 is about 2.5x faster: docs/VIDEO.md")
+    v.add_argument("--flip", choices=["on", "off"], default=None,
+                   help="average each pass with its mirror image (default: as the model says; the default model: on)")
     v.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _backend_option(v)
