@@ -37,8 +37,8 @@ STEPS = ("scratches", "grain", "tone")
 DEFAULT_STEPS = ("scratches", "grain")
 BUNDLED = {"default": "restore-damage.safetensors"}  # damage models shipped in tinct/weights
 # Damage probability from which a pixel is inpainted, unless the model's meta says otherwise
-# (the bundled model's says 0.9: on 24 training photos, 0.5 -> 0.9 took precision from 0.61
-# to 0.74, recall from 0.91 to 0.87 and the clean photos' flagged pixels from 0.62% to 0.35%).
+# (the bundled stage-2 model's says 0.7, chosen on 40 training photos by
+# experiments/damage_threshold.py; the first model's said 0.9).
 THRESHOLD = 0.9
 NET_TILE, NET_MARGIN = 1024, 32  # the mask network runs on tiles of this side, each grown by the margin
 BASE_BYTES = 350_000_000  # the damage model, the runtimes and a tile's activations, loaded
