@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-cpus", type=_positive_int, default=None, metavar="N",
                    help="CPUs of the local Ray instance --ray starts (default: all of this machine's)")
     r.add_argument("--ray-batch", type=_positive_int, default=16, metavar="N",
-                   help="photos per Ray task, the unit Ray schedules and retries when a worker dies (default 16)")
+                   help="photos per Ray task at most, the unit Ray retries when a worker dies (default 16)")
 
     c.add_argument("--restore", nargs="?", const="", default=None, metavar="STEPS",
                    help="restore each photo before colouring it: scratches (and dust, cracks, tears), grain, tone; "
