@@ -265,6 +265,9 @@ def test_a_torn_corner_outlined_by_damage_is_filled_and_a_white_sky_is_not():
     strip[:10, :120] = 250  # a flat band along the top, outlined by damage, but past a corner's reach
     outline[10, :121] = outline[:11, 120] = True
     assert not ops.fill_torn_corners(strip, outline.copy())[:10, :120].any()
+    for h, w in ((1, 1), (1, 40), (40, 1), (2, 2), (3, 3), (15, 200), (16, 16), (17, 3000)):  # tiny and thin photos
+        flat = np.full((h, w), 250, np.uint8)
+        assert ops.fill_torn_corners(flat, np.zeros((h, w), bool)).shape == (h, w)
 
 
 def test_a_restorer_keeps_no_memory_between_photos():

@@ -27,6 +27,7 @@ CORNER_TOLERANCE = 6
 CORNER_AREA = (0.002, 0.15)
 CORNER_EDGE = 0.5
 CORNER_REACH = 0.45  # of the short side: the synthetic tears reach 0.25 (+ their jagged edge)
+CORNER_MIN_SIDE = 16  # photos with a shorter side are left as the network marked them
 # Grain: the noise level is the 1st percentile of the 8 x 8 blocks' standard deviation
 # (after a plane fit, blocks of mean grey 40-215 only): flat regions of a clean photo
 # read ~1 grey level there, grainy ones ~0.8 x the grain's level. Below GRAIN_MIN the
@@ -101,11 +102,13 @@ def fill_torn_corners(grey: np.ndarray, mask: np.ndarray, tolerance: int = CORNE
     """
     cv2 = _cv2()
     h, w = grey.shape
-    n = max(2, min(h, w, int(CORNER_REACH * min(h, w)) + 2))
+    if min(h, w) < CORNER_MIN_SIDE:  # no room for a corner, its border and the photo beside it
+        return mask
+    n = min(h, w, int(CORNER_REACH * min(h, w)) + 2)
     for flip_r, flip_c in ((False, False), (False, True), (True, False), (True, True)):
         rows = slice(h - n, h) if flip_r else slice(0, n)
         cols = slice(w - n, w) if flip_c else slice(0, n)
-        window = np.ascontiguousarray(grey[rows, cols])
+        window = grey[rows, cols].copy()  # OpenCV writes nothing here, but takes only a writable array
         seed = (n - 1 if flip_c else 0, n - 1 if flip_r else 0)  # (x, y) of the photo's corner pixel
         region = np.zeros((n + 2, n + 2), np.uint8)
         flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
