@@ -152,7 +152,11 @@ def test_failures_csv_rows_and_worker_count():
     assert worker_size(one, 4, None, 0) == (4, 4.0) and worker_size(one, 32, None, 0) == (32, 1.0)
     assert worker_size([{"CPU": 8.0}, {"CPU": 16.0}], None, None, 0) == (3, 8.0)  # the smallest node's size
     assert worker_size([{"CPU": 16.0, "GPU": 2.0}], None, None, 0.5) == (4, 1.0)
-    assert worker_size([{"CPU": 1.0}], None, 2, 0) == (1, 2)
+    assert worker_size([{"CPU": 0.0}, {"CPU": 8.0}], None, None, 0) == (1, 8.0)  # a head with --num-cpus=0 takes none
+    for nodes, workers, cpus, gpus in (([{"CPU": 2.0}], None, 4, 0), ([{"CPU": 8.0}, {"CPU": 8.0}], 1, None, 0),
+                                       ([{"CPU": 16.0}], None, None, 1)):
+        with pytest.raises(ValueError, match="no node can hold a worker"):  # else the run would wait for ever
+            worker_size(nodes, workers, cpus, gpus)
 
 
 def test_batches_cover_every_job_once_and_shrink_at_the_end():
@@ -297,3 +301,11 @@ def test_worker_killed_mid_run_every_photo_done_once(tmp_path, tiny_checkpoint):
     # through a temporary and a rename gives a new inode).
     after = {p.name: p.stat().st_ino for p in out.rglob("*.png")}
     assert {name: after[name] for name in before} == before
+
+
+def test_a_worker_that_cannot_load_the_model_says_why():
+    from tinct.cluster.worker import ColorizeBatch, Settings
+
+    assert ColorizeBatch(Settings(model="default")).ready() == ""
+    why = ColorizeBatch(Settings(model="/no/such/model.pt")).ready()
+    assert "/no/such/model.pt" in why and "\n" not in why  # the driver raises RayRunError with it: one line

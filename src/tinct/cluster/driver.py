@@ -114,7 +114,10 @@ def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None 
     if not jobs:
         return result
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    result.workers, worker_cpus = worker_size(nodes, workers, worker_cpus, worker_gpus)
+    try:
+        result.workers, worker_cpus = worker_size(nodes, workers, worker_cpus, worker_gpus)
+    except ValueError as e:
+        raise RayRunError(str(e)) from None
     actor = ray.remote(num_cpus=worker_cpus, num_gpus=worker_gpus, max_restarts=-1,
                        max_task_retries=MAX_TASK_RETRIES)(ColorizeBatch)
     pool = [actor.remote(settings) for _ in range(result.workers)]
@@ -138,7 +141,9 @@ def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None 
             done, _ = ray.wait([*running, *starting], num_returns=1)
             for ref in done:
                 if ref in starting:
-                    ray.get(ref)  # a model that fails to load in a worker raises here
+                    why = ray.get(ref)
+                    if why:
+                        raise RayRunError(f"a worker cannot load the model: {why}")
                     busy[starting.pop(ref)] = 0
                     continue
                 busy[running.pop(ref)] -= 1

@@ -61,14 +61,19 @@ class ColorizeBatch:
 
     def __init__(self, settings: Settings):
         from ..colorizer import Colorizer
+        from ..errors import TinctError
 
-        self.settings = settings
-        self.colorizer = Colorizer.load(settings.model, device=settings.device, backend=settings.backend)
-        self.colorizer.memory_budget = settings.max_memory
+        self.settings, self.colorizer, self.load_error = settings, None, ""
+        try:
+            self.colorizer = Colorizer.load(settings.model, device=settings.device, backend=settings.backend)
+            self.colorizer.memory_budget = settings.max_memory
+        except TinctError as e:  # a model or backend this node cannot load: said by ready(), in one line
+            self.load_error = str(e)
 
-    def ready(self) -> bool:
-        """Answers once the model is loaded: the driver gives batches to started workers only."""
-        return True
+    def ready(self) -> str:
+        """Answers once the model is loaded (the driver gives batches to started workers only):
+        ``""``, or why this worker cannot load it."""
+        return self.load_error
 
     def batch(self, batch: dict) -> dict:
         """``batch``: columns of equal length (lists or arrays of str). Returns ``src`` and ``error``."""
@@ -158,17 +163,27 @@ def worker_size(nodes: list[dict], workers: int | None, worker_cpus: float | Non
     resources (``{"CPU": 16.0, "GPU": 2.0}``).
 
     GPU workers: the GPUs over ``worker_gpus``, one CPU each unless ``worker_cpus`` says more.
-    CPU workers: by default one per node with all its CPUs (the smallest node's count): one
-    network on all of a node's cores keeps pace with the single-machine command, where one
-    worker per core lost ~10% to the shared caches (docs/SCALE.md). With ``workers`` given
-    and no ``worker_cpus``, the cluster's CPUs shared among them. At least one of each.
+    CPU workers: by default one per node with all its CPUs (the smallest count among nodes that
+    have CPUs: a head started with ``--num-cpus=0`` takes no worker): one network on all of a
+    node's cores keeps pace with the single-machine command, where one worker per core lost ~10%
+    to the shared caches (docs/SCALE.md). With ``workers`` given and no ``worker_cpus``, the
+    cluster's CPUs shared among them.
+
+    Raises:
+        ValueError: no node can hold one such worker (more CPUs or GPUs each than any node has):
+            the run would wait for ever.
     """
     total = sum(n.get("CPU", 0.0) for n in nodes)
+    with_cpus = [n.get("CPU", 0.0) for n in nodes if n.get("CPU", 0.0) >= 1]
     if worker_gpus:
         cpus = worker_cpus or 1.0
-        fits = sum(int(n.get("GPU", 0.0) // worker_gpus) for n in nodes)
+        fits = sum(min(int(n.get("GPU", 0.0) // worker_gpus), int(n.get("CPU", 0.0) // cpus)) for n in nodes)
     else:
-        cpus = worker_cpus or max(1.0, float(int(total // workers)) if workers else
-                                  min((n.get("CPU", 0.0) for n in nodes), default=1.0))
+        cpus = worker_cpus or max(1.0, float(int(total // workers)) if workers else min(with_cpus, default=1.0))
         fits = sum(int(n.get("CPU", 0.0) // cpus) for n in nodes)
-    return workers or max(1, fits), cpus
+    if fits == 0:
+        has = f"{max(with_cpus, default=0):g} CPUs" + (f" and {max((n.get('GPU', 0.0) for n in nodes), default=0):g} GPUs"
+                                                     if worker_gpus else "")
+        raise ValueError(f"no node can hold a worker of {cpus:g} CPUs" + (f" and {worker_gpus:g} GPUs" if worker_gpus else "")
+                         + f" (the largest node has {has}); lower --worker-cpus / --worker-gpus or --workers")
+    return workers or fits, cpus
