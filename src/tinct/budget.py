@@ -86,8 +86,8 @@ def return_freed_memory_at_once(threshold: int = 2 * 1024 * 1024) -> bool:
     which a 24 MP photo's full-size working copies (24-96 MB each) come from the heaps of the
     threads that made them and stay there when freed. ``tinct colorize --restore`` restores
     in the decoding threads and colorizes in the main one, so the restoration's freed copies
-    added to the colorizer's peak: at 24 MP 1,070 MB against colorize's 739 MB, 720 MB with
-    this (docs/RESTORE.md; no slower at 24 MP: 14.5 s against 12.5-15.5 s).
+    added to the colorizer's peak: at 24 MP 1,070 MB against colorize's 739 MB; 704-722 MB with
+    this and the damage model's ONNX arena off (docs/RESTORE.md; no slower: 14.5 s against 12.5-15.5 s).
     """
     import ctypes
     import ctypes.util

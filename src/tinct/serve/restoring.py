@@ -8,9 +8,11 @@ the worker, with :class:`tinct.restore.Restorer`, the code of ``tinct restore``;
 photo keeps its restored lightness, which the page shows on the "before" side of its slider.
 
 The damage model is loaded by the first request that asks for a restoration (the server
-starts as fast without it) and shared by every request after. That first load runs in the
-request's handler, on the event loop (about half a second, once), so that a model that cannot
-be loaded is a 503 before the photo takes a worker's place.
+starts as fast without it) and shared by every request after. For ``/api/photos``,
+``/api/colorize`` and ``/api/batch`` that first load runs in the request's handler, on the
+event loop (about half a second, once), so that a model that cannot be loaded is a 503 before
+the photo takes a worker's place; ``/api/ab`` and ``/api/suggest`` with an image sent load it
+on their worker.
 """
 
 from __future__ import annotations

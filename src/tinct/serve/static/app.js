@@ -93,8 +93,9 @@ async function upload(file) {  // -> true once the photo is on the server and it
   document.body.dataset.state = "busy";
   setStatus(`Sending ${file.name}${$("restore").checked ? " to restore" : ""}…`, "busy");
   progress(0);
+  const restoring = $("restore").checked;
   try {
-    const restore = $("restore").checked;
+    const restore = restoring;
     const sent = await request("POST", "/api/photos", form({ image: file, model: $("model").value, restore: restore ? "1" : "" }),
                                "json", (f) => progress(0.8 * f));
     if (stale()) return false;
@@ -119,7 +120,9 @@ async function upload(file) {  // -> true once the photo is on the server and it
     if (first) $("workspace").scrollIntoView({ block: "start" });
     return true;
   } catch (err) {
-    if (!stale()) fail(`Could not read ${file.name}: ${err.message}`);
+    if (stale()) return false;
+    if ($("restore").checked) $("restore").checked = false;  // what the page shows is the photo as sent, if any
+    fail(`Could not read ${file.name}${restoring ? " to restore it" : ""}: ${err.message}`);
     return false;
   }
 }
