@@ -134,7 +134,7 @@ def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None 
                     if chunk is None:
                         left = False
                         break
-                    running[a.batch.remote(rows(chunk))] = a
+                    running[a.batch.remote(chunk)] = a
                     busy[a] += 1
             if not running and not left:
                 break  # every photo answered; workers that never started (no room) are let go
@@ -147,13 +147,12 @@ def run(jobs: list[tuple[Ref, Ref]], settings: Settings, *, workers: int | None 
                     busy[starting.pop(ref)] = 0
                     continue
                 busy[running.pop(ref)] -= 1
-                out = ray.get(ref)
-                for src, error in zip(out["src"], out["error"]):
+                for src, error in ray.get(ref):
                     if error:
-                        result.failures.append(str(error))
+                        result.failures.append(error)
                     else:
                         result.done += 1
-                    on_result(str(src), str(error) or None)
+                    on_result(src, error or None)
     except RayError as e:
         text = str(e).strip().splitlines()
         raise RayRunError(f"the Ray job failed: {text[0] if text else type(e).__name__} "
@@ -174,12 +173,6 @@ def chunked(jobs: list, most: int, workers: int):
         size = most if workers == 1 else max(1, min(most, (len(jobs) - i) // (2 * workers)))
         yield jobs[i:i + size]
         i += size
-
-
-def rows(chunk: list[tuple[Ref, Ref]]) -> dict[str, list[str]]:
-    """A batch as a worker takes it: four columns of strings (file references, no pixels)."""
-    return {"src_root": [s.root for s, _ in chunk], "src_path": [s.path for s, _ in chunk],
-            "dst_root": [d.root for _, d in chunk], "dst_path": [d.path for _, d in chunk]}
 
 
 def failures_table(lines: list[str]) -> bytes:

@@ -1,12 +1,12 @@
 """What runs inside a Ray worker: the model loaded once, then batches of file references.
 
 :class:`ColorizeBatch` is the Ray actor class :func:`tinct.cluster.driver.run` starts once
-per worker. Each :meth:`ColorizeBatch.batch` call gets a batch of rows (``src_root``, ``src_path``, ``dst_root``,
-``dst_path``: :class:`tinct.cluster.storage.Ref` strings) and colorizes them with
+per worker. Each :meth:`ColorizeBatch.batch` call gets a batch of (input, output)
+:class:`tinct.cluster.storage.Ref` pairs and colorizes them with
 :func:`tinct.batch.colorize_files`, the code of the single-machine command, so decoding,
 batching, the network, encoding, the atomic writes and the one-line failure messages are
-the same. It returns one row per photo: ``src`` (as the user would name it) and ``error``
-(``""`` when done). Photos on a filesystem URI are staged: read into a scratch folder of
+the same. It returns one ``(input, error)`` pair per photo: the input as the user would name
+it, ``error`` ``""`` when done. Photos on a filesystem URI are staged: read into a scratch folder of
 the worker, colorized there, the output uploaded (:func:`tinct.cluster.storage.upload`);
 messages name the URI, not the scratch file.
 
@@ -75,28 +75,22 @@ class ColorizeBatch:
         ``""``, or why this worker cannot load it."""
         return self.load_error
 
-    def batch(self, batch: dict) -> dict:
-        """``batch``: columns of equal length (lists or arrays of str). Returns ``src`` and ``error``."""
-        jobs = [(Ref(sr, sp), Ref(dr, dp)) for sr, sp, dr, dp in
-                zip(batch["src_root"], batch["src_path"], batch["dst_root"], batch["dst_path"])]
-        names, errors = [], []
-        todo = []
+    def batch(self, jobs: list[tuple[Ref, Ref]]) -> list[tuple[str, str]]:
+        """``jobs``: (input, output) file references. Returns ``(input, error)`` per photo
+        (``error`` ``""`` when done), the input as the user would name it."""
+        done, todo = [], []
         for src, dst in jobs:
             if exists_since(dst, self.settings.started_ns):  # written by an earlier try of this batch
-                names.append(str(src))
-                errors.append("")
+                done.append((str(src), ""))
             else:
                 todo.append((src, dst))
         local = [job for job in todo if not job[0].root and not job[1].root]
         staged = [job for job in todo if job[0].root or job[1].root]
         for src, error in self._colorize([(Path(s.path), Path(d.path)) for s, d in local]):
-            names.append(str(src))
-            errors.append(error or "")
+            done.append((str(src), error or ""))
         if staged:
-            for name, error in self._staged(staged):
-                names.append(name)
-                errors.append(error)
-        return {"src": names, "error": errors}
+            done += self._staged(staged)
+        return done
 
     def _colorize(self, jobs: list[tuple[Path, Path]]) -> list[tuple[Path, str | None]]:
         """:func:`tinct.batch.colorize_files` on local paths: (input, message or None) each."""
