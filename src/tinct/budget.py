@@ -80,7 +80,7 @@ def batch_that_fits(batch_size: int, work_pixels: int, backend: str = "onnx") ->
 def return_freed_memory_at_once(threshold: int = 2 * 1024 * 1024) -> bool:
     """Have the C allocator (glibc) serve every block of ``threshold`` bytes or more by its own
     ``mmap``, so freeing one gives it back to the system at once. Process-wide; False where
-    there is no glibc (nothing changes there).
+    there is no glibc (nothing changes there). Called by every :class:`tinct.restore.Restorer`.
 
     Why: glibc raises that threshold (up to 32 MB) each time a large block is freed, after
     which a 24 MP photo's full-size working copies (24-96 MB each) come from the heaps of the
@@ -94,11 +94,8 @@ def return_freed_memory_at_once(threshold: int = 2 * 1024 * 1024) -> bool:
 
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):
-        return False
-    if mallopt is None:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt (not glibc)
         return False
     M_MMAP_THRESHOLD = -3
-    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, int(threshold)))

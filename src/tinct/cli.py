@@ -180,7 +180,6 @@ def _summary(plan, done: int, failed: list[str], did: str = "colorized") -> int:
 
 def _restorer(model: str, steps: str | None, backend: str, max_memory_gb: float):
     """The Restorer of ``--restore``/``tinct restore``, or an exit code after its error line."""
-    from . import budget
     from .backends import BackendError
     from .checkpoint import CheckpointError
     from .restore import Restorer, RestoreError
@@ -192,7 +191,6 @@ def _restorer(model: str, steps: str | None, backend: str, max_memory_gb: float)
     except (CheckpointError, BackendError) as e:
         return _error(f"cannot load damage model: {e}")
     restorer.memory_budget = int(max_memory_gb * 1e9)
-    budget.return_freed_memory_at_once()  # the restoration's full-size copies do not stay in its threads' heaps
     return restorer
 
 

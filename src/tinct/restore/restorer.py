@@ -126,6 +126,9 @@ class Restorer:
         self.stride = spec_of(model).stride if model is not None else 16
         self.threshold = float(self.meta.get("threshold", THRESHOLD))
         self.memory_budget = budget.DEFAULT_BUDGET
+        # Process-wide: restoring's full-size copies are given back when freed, not kept in the
+        # heaps of the threads that made them (beside a colorizer: 1,070 -> 704 MB at 24 MP).
+        budget.return_freed_memory_at_once()
 
     @classmethod
     def load(cls, model: str | os.PathLike = "default", steps=DEFAULT_STEPS, backend: str = "auto") -> "Restorer":

@@ -21,7 +21,6 @@ import threading
 
 from fastapi import HTTPException
 
-from ..budget import return_freed_memory_at_once
 from ..restore import DEFAULT_STEPS, Restorer, RestoreError, parse_steps
 
 ON = {"1", "on", "true", "yes", "default"}
@@ -83,5 +82,4 @@ class Restorers:
             raise HTTPException(503, f"restore: this server cannot restore photos: {e}") from None
         if self.memory_budget:
             made.memory_budget = self.memory_budget
-        return_freed_memory_at_once()  # restorations' full-size copies go back, not into the workers' heaps
         return made
